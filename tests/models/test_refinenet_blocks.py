@@ -1,0 +1,145 @@
+"""Each RefineNet block computes what the paper (Sec. 3.2) and the released
+models say, checked against hand-written functional code."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmseg_refinenet.models.blocks import (ChainedResidualPooling,
+                                           MultiResolutionFusion,
+                                           RefineNetBlock, ResidualConvUnit)
+
+
+def _randomize(module, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    return module
+
+
+def test_rcu_matches_formula_and_has_official_biases():
+    rcu = _randomize(ResidualConvUnit(8))
+    c1, c2 = rcu.conv1.conv, rcu.conv2.conv
+    assert c1.bias is not None and c2.bias is None
+    assert not rcu.conv1.with_norm and not rcu.conv2.with_norm
+    x = torch.randn(2, 8, 9, 11)
+    expected = x + F.conv2d(
+        F.relu(F.conv2d(F.relu(x), c1.weight, c1.bias, padding=1)),
+        c2.weight, None, padding=1)
+    x_before = x.clone()
+    torch.testing.assert_close(rcu(x), expected)
+    # the pre-activation must not overwrite the identity input
+    assert torch.equal(x, x_before)
+
+
+def test_rcu_with_cp_same_output_and_grad():
+    rcu = _randomize(ResidualConvUnit(4))
+    rcu_cp = _randomize(ResidualConvUnit(4, with_cp=True))
+    x = torch.randn(1, 4, 6, 6, requires_grad=True)
+    y1 = rcu(x).square().sum()
+    g1 = torch.autograd.grad(y1, [x, rcu.conv1.conv.weight])
+    y2 = rcu_cp(x).square().sum()
+    g2 = torch.autograd.grad(y2, [x, rcu_cp.conv1.conv.weight])
+    torch.testing.assert_close(y1, y2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+
+
+def test_fusion_single_input_passes_through():
+    fusion = MultiResolutionFusion([16])
+    assert len(fusion.convs) == 0 and fusion.out_channels == 16
+    x = torch.randn(1, 16, 5, 5)
+    assert fusion([x]) is x
+    with pytest.raises(ValueError, match='single-input'):
+        MultiResolutionFusion([16], out_channels=8)
+
+
+def test_fusion_convs_upsamples_to_largest_and_sums():
+    fusion = _randomize(MultiResolutionFusion([32, 16]))
+    assert fusion.out_channels == 16  # the smallest input width
+    assert all(m.conv.bias is None for m in fusion.convs)
+    low = torch.randn(2, 32, 4, 6)
+    high = torch.randn(2, 16, 8, 11)
+    out = fusion([low, high])
+    assert out.shape == (2, 16, 8, 11)
+    w0, w1 = fusion.convs[0].conv.weight, fusion.convs[1].conv.weight
+    expected = F.interpolate(
+        F.conv2d(low, w0, padding=1), size=(8, 11), mode='bilinear',
+        align_corners=False) + F.conv2d(high, w1, padding=1)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize('order', ['pool_conv', 'conv_pool'])
+@pytest.mark.parametrize('stages', [1, 2, 4])
+def test_crp_chain(order, stages):
+    crp = _randomize(ChainedResidualPooling(6, num_stages=stages, order=order))
+    assert crp.num_stages == stages
+    assert all(m.conv.bias is None for m in crp.convs)
+    x = torch.randn(1, 6, 7, 9)
+    top = F.relu(x)
+    expected = top.clone()
+    for m in crp.convs:
+        if order == 'pool_conv':
+            top = F.conv2d(F.max_pool2d(top, 5, 1, 2), m.conv.weight,
+                           padding=1)
+        else:
+            top = F.max_pool2d(
+                F.conv2d(top, m.conv.weight, padding=1), 5, 1, 2)
+        expected = expected + top
+    x_before = x.clone()
+    torch.testing.assert_close(crp(x), expected)
+    assert torch.equal(x, x_before)
+
+
+def test_crp_rejects_bad_arguments():
+    with pytest.raises(ValueError, match='num_stages'):
+        ChainedResidualPooling(8, num_stages=0)
+    with pytest.raises(ValueError, match='order'):
+        ChainedResidualPooling(8, order='max_avg')
+    with pytest.raises(ValueError, match='channels'):
+        ChainedResidualPooling(0)
+
+
+def test_refinenet_block_structure_and_shapes():
+    block = RefineNetBlock([16, 32, 8], num_input_rcus=[2, 2, 0])
+    assert [len(r) for r in block.input_rcus] == [2, 2, 0]
+    assert len(block.output_rcus) == 3
+    assert block.crp.num_stages == 4
+    assert block.out_channels == 8
+    feats = [
+        torch.randn(1, 16, 10, 13),
+        torch.randn(1, 32, 5, 7),
+        torch.randn(1, 8, 3, 4)
+    ]
+    out = block(feats)
+    assert out.shape == (1, 8, 10, 13)
+    with pytest.raises(ValueError, match='built for 3 inputs'):
+        block(feats[:2])
+
+
+def test_refinenet_block_without_crp_and_bad_crp():
+    block = RefineNetBlock([8], with_crp=False)
+    assert block.crp is None
+    assert block([torch.randn(1, 8, 4, 4)]).shape == (1, 8, 4, 4)
+    with pytest.raises(ValueError, match='crp_stages=0 with with_crp=True'):
+        RefineNetBlock([8], crp_stages=0)
+    with pytest.raises(ValueError, match='num_input_rcus'):
+        RefineNetBlock([8, 8], num_input_rcus=[2])
+    with pytest.raises(ValueError, match='num_output_rcus'):
+        RefineNetBlock([8], num_output_rcus=-1)
+
+
+def test_refinenet_block_data_flow_order():
+    """RCUs -> fusion -> CRP -> output RCUs, each fed by the previous."""
+    block = RefineNetBlock([4, 4], num_input_rcus=1, num_output_rcus=1)
+    calls = []
+    for name in ('input_rcus', 'fusion', 'crp', 'output_rcus'):
+        module = getattr(block, name)
+        module.register_forward_hook(
+            lambda m, i, o, name=name: calls.append(name))
+    block.input_rcus[0].register_forward_hook(
+        lambda m, i, o: calls.append('rcu0'))
+    block.input_rcus[1].register_forward_hook(
+        lambda m, i, o: calls.append('rcu1'))
+    block([torch.randn(1, 4, 4, 4), torch.randn(1, 4, 2, 2)])
+    assert calls == ['rcu0', 'rcu1', 'fusion', 'crp', 'output_rcus']

@@ -1,0 +1,419 @@
+"""RefineNetHead: structure against the released RefineNet, variants,
+resolution, gradient flow and configuration errors."""
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.model import revert_sync_batchnorm
+
+from mmseg.registry import MODELS
+from mmseg.utils import register_all_modules
+
+import mmseg_refinenet  # noqa: F401
+
+register_all_modules()
+
+RESNET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+
+
+def official_refinenet_shapes(depth=101, num_classes=21, lightweight=False):
+    """Parameter names and shapes of the released PyTorch RefineNet.
+
+    Written from the published layer layout (torchvision ResNet keys plus
+    ``p_ims1d2_outl*``, ``adapt_stage*``, ``mflow_conv_g*``, ``clf_conv``) of
+    DrSleep/refinenet-pytorch (``rf101``) and, with ``lightweight=True``,
+    DrSleep/light-weight-refinenet (``rf_lw*``).
+    """
+    shapes = {}
+
+    def conv(name, c_out, c_in, k, bias=False):
+        shapes[name + '.weight'] = (c_out, c_in, k, k)
+        if bias:
+            shapes[name + '.bias'] = (c_out, )
+
+    def bn(name, c):
+        shapes[name + '.weight'] = (c, )
+        shapes[name + '.bias'] = (c, )
+
+    conv('conv1', 64, 3, 7)
+    bn('bn1', 64)
+    inplanes = 64
+    for li, (planes, blocks) in enumerate(
+            zip((64, 128, 256, 512), RESNET_LAYERS[depth]), 1):
+        for b in range(blocks):
+            p = f'layer{li}.{b}.'
+            conv(p + 'conv1', planes, inplanes, 1)
+            bn(p + 'bn1', planes)
+            conv(p + 'conv2', planes, planes, 3)
+            bn(p + 'bn2', planes)
+            conv(p + 'conv3', planes * 4, planes, 1)
+            bn(p + 'bn3', planes * 4)
+            if b == 0:
+                conv(p + 'downsample.0', planes * 4, inplanes, 1)
+                bn(p + 'downsample.1', planes * 4)
+            inplanes = planes * 4
+
+    k = 1 if lightweight else 3
+
+    def rcu(prefix, c, n):
+        for i in range(1, n + 1):
+            conv(f'{prefix}.0.{i}_conv', c, c, 3, bias=True)
+            conv(f'{prefix}.0.{i}_conv_relu_varout_dimred', c, c, 3)
+
+    def crp(prefix, c):
+        for i in range(1, 5):
+            conv(f'{prefix}.0.{i}_outvar_dimred', c, c, k)
+
+    for g, (c_in, c_out) in enumerate(
+            [(2048, 512), (1024, 256), (512, 256), (256, 256)], 1):
+        conv(f'p_ims1d2_outl{g}_dimred', c_out, c_in, k)
+        if not lightweight:
+            rcu(f'adapt_stage{g}_b', c_out, 2)
+        if g > 1:
+            conv(f'adapt_stage{g}_b2_joint_varout_dimred', 256, 256, k)
+        crp(f'mflow_conv_g{g}_pool', c_out)
+        if not lightweight:
+            rcu(f'mflow_conv_g{g}_b', c_out, 3)
+        if g < 4:
+            conv(f'mflow_conv_g{g}_b3_joint_varout_dimred', 256, c_out, k)
+    conv('clf_conv', num_classes, 256, 3, bias=True)
+    return shapes
+
+
+def official_to_ours(official_key, lightweight=False):
+    """Map a released RefineNet key to this plugin's EncoderDecoder key."""
+    import re
+    if not re.match(r'(p_ims|adapt_stage|mflow|clf)', official_key):
+        return 'backbone.' + official_key
+    h = 'decode_head.'
+    if official_key.startswith('clf_conv'):
+        return h + official_key.replace('clf_conv', 'conv_seg')
+    m = re.match(r'p_ims1d2_outl(\d)_dimred\.(\w+)', official_key)
+    if m:
+        return h + f'adapt_convs.{4 - int(m[1])}.conv.{m[2]}'
+    m = re.match(r'adapt_stage(\d)_b2_joint_varout_dimred\.(\w+)',
+                 official_key)
+    if m:  # fusion conv of the backbone path of block g
+        return h + f'blocks.{int(m[1]) - 1}.fusion.convs.0.conv.{m[2]}'
+    m = re.match(r'mflow_conv_g(\d)_b3_joint_varout_dimred\.(\w+)',
+                 official_key)
+    if m:  # fusion conv of the previous-block path of block g + 1
+        return h + f'blocks.{int(m[1])}.fusion.convs.1.conv.{m[2]}'
+    m = re.match(r'mflow_conv_g(\d)_pool\.0\.(\d)_outvar_dimred\.(\w+)',
+                 official_key)
+    if m:
+        return h + (f'blocks.{int(m[1]) - 1}.crp.convs.{int(m[2]) - 1}'
+                    f'.conv.{m[3]}')
+    m = re.match(r'(adapt_stage|mflow_conv_g)(\d)_b\.0\.(\d)_conv'
+                 r'(_relu_varout_dimred)?\.(\w+)', official_key)
+    if m:
+        where = 'input_rcus.0' if m[1] == 'adapt_stage' else 'output_rcus'
+        conv = 'conv2' if m[4] else 'conv1'
+        return h + (f'blocks.{int(m[2]) - 1}.{where}.{int(m[3]) - 1}.'
+                    f'{conv}.conv.{m[5]}')
+    raise KeyError(official_key)
+
+
+def build_refinenet(depth=101, num_classes=21, lightweight=False, **head):
+    head_cfg = dict(
+        type='RefineNetHead',
+        in_channels=[256, 512, 1024, 2048],
+        in_index=[0, 1, 2, 3],
+        channels=256,
+        num_classes=num_classes)
+    if lightweight:
+        head_cfg.update(
+            adapt_kernel_size=1,
+            fusion_kernel_size=1,
+            crp_kernel_size=1,
+            num_input_rcus=0,
+            num_output_rcus=0,
+            dropout_ratio=0)
+    head_cfg.update(head)
+    return MODELS.build(
+        dict(
+            type='EncoderDecoder',
+            backbone=dict(
+                type='ResNet',
+                depth=depth,
+                out_indices=(0, 1, 2, 3),
+                style='pytorch'),
+            decode_head=head_cfg))
+
+
+@pytest.mark.parametrize('depth,lightweight', [(101, False), (50, True)])
+def test_same_parameters_and_layers_as_released_refinenet(depth, lightweight):
+    model = build_refinenet(depth, 21, lightweight)
+    ours = {k: tuple(v.shape) for k, v in model.named_parameters()}
+    official = official_refinenet_shapes(depth, 21, lightweight)
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        torch.Size(s).numel() for s in official.values())
+    mapped = {official_to_ours(k, lightweight): s for k, s in official.items()}
+    assert len(mapped) == len(official)  # one-to-one
+    assert mapped == ours
+
+
+def test_released_refinenet101_parameter_count():
+    # 118,052,437 = torchvision ResNet-101 without fc (42,500,160) + the
+    # RefineNet decoder of rf101 with 21 classes.
+    model = build_refinenet(101, 21)
+    assert sum(p.numel() for p in model.parameters()) == 118_052_437
+
+
+def _small_head(**kwargs):
+    cfg = dict(
+        type='RefineNetHead',
+        in_channels=[8, 16, 32, 64],
+        in_index=[0, 1, 2, 3],
+        channels=8,
+        num_classes=5)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def _feats(n=1, h=32, w=40, widths=(8, 16, 32, 64)):
+    return [
+        torch.randn(n, c, -(-h // 2**i), -(-w // 2**i))
+        for i, c in enumerate(widths)
+    ]
+
+
+@pytest.mark.parametrize(
+    'cascade,block_inputs', [
+        (None, [1, 2, 2, 2]),
+        (((2, 3), (0, 1)), [2, 3]),
+        (((0, 1, 2, 3), ), [4]),
+    ],
+    ids=['4-cascaded', '2-cascaded', 'single'])
+def test_cascade_variants(cascade, block_inputs):
+    head = _small_head(cascade=cascade)
+    assert [len(b.in_channels) for b in head.blocks] == block_inputs
+    out = head(_feats())
+    assert out.shape == (1, 5, 32, 40)
+
+
+def test_default_cascade_runs_deepest_first():
+    head = _small_head()
+    assert head.cascade == [[3], [2], [1], [0]]
+    # widths: adapt (8, 8, 8, 16); block 1 stays 16 wide, the rest 8
+    assert [b.out_channels for b in head.blocks] == [16, 8, 8, 8]
+    assert [[len(r) for r in b.input_rcus] for b in head.blocks] == [
+        [2], [2, 0], [2, 0], [2, 0]
+    ]
+
+
+def test_crp_off_ablation_has_no_crp():
+    head = _small_head(with_crp=False)
+    assert all(b.crp is None for b in head.blocks)
+    assert head(_feats()).shape == (1, 5, 32, 40)
+
+
+def test_input_dropout_applies_to_deepest_two_in_training_only():
+    head = _small_head(input_dropout_ratio=0.5)
+    assert head.input_dropout_index == [2, 3]
+    seen = []
+    for conv in head.adapt_convs:
+        conv.register_forward_pre_hook(
+            lambda m, args: seen.append((args[0] == 0).float().mean()))
+    feats = [f.abs() + 1 for f in _feats()]
+    head.train()
+    head(feats)
+    assert seen[0] == 0 and seen[1] == 0
+    assert 0.3 < seen[2] < 0.7 and 0.3 < seen[3] < 0.7
+    seen.clear()
+    head.eval()
+    head(feats)
+    assert all(s == 0 for s in seen)
+
+
+def test_two_scale_refinenet():
+    model = MODELS.build(
+        dict(
+            type='EncoderDecoder',
+            backbone=dict(
+                type='MultiScaleBackbone',
+                scales=(1.2, 0.6),
+                backbone=dict(
+                    type='ResNet', depth=18, out_indices=(0, 1, 2, 3))),
+            decode_head=dict(
+                type='RefineNetHead',
+                in_channels=[64, 128, 256, 512] * 2,
+                in_index=list(range(8)),
+                channels=32,
+                adapt_channels=[32, 32, 32, 64] * 2,
+                cascade=((3, 7), (2, 6), (1, 5), (0, 4)),
+                num_classes=3)))
+    assert len(model.backbone.backbones) == 2
+    b0, b1 = model.backbone.backbones
+    assert b0.conv1.weight.data_ptr() != b1.conv1.weight.data_ptr()
+    x = torch.randn(1, 3, 50, 60)
+    feats = model.backbone(x)
+    assert [f.shape[2:] for f in feats[:1] + feats[4:5]] == [(15, 18),
+                                                             (8, 9)]
+    out = model(x, mode='tensor')
+    assert out.shape == (1, 3, 15, 18)  # 1/4 of the 1.2x image
+    assert [len(b.in_channels) for b in model.decode_head.blocks] == [2, 3,
+                                                                     3, 3]
+
+
+def test_lightweight_refinenet_by_config():
+    model = build_refinenet(50, 21, lightweight=True)
+    head = model.decode_head
+    assert all(len(b.output_rcus) == 0 for b in head.blocks)
+    assert all(len(r) == 0 for b in head.blocks for r in b.input_rcus)
+    assert head.adapt_convs[0].conv.kernel_size == (1, 1)
+    assert head.conv_seg.kernel_size == (3, 3)
+
+
+def _resnet18_refinenet(**head):
+    cfg = dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor'),
+        test_cfg=ConfigDict(mode='whole'),
+        backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3)),
+        decode_head=dict(
+            type='RefineNetHead',
+            in_channels=[64, 128, 256, 512],
+            in_index=[0, 1, 2, 3],
+            channels=32,
+            num_classes=4))
+    cfg['decode_head'].update(head)
+    return MODELS.build(cfg)
+
+
+def test_odd_input_size_logits_cover_whole_image():
+    from mmseg.structures import SegDataSample
+    model = _resnet18_refinenet().eval()
+    x = torch.randn(1, 3, 97, 131)
+    logits = model(x, mode='tensor')
+    assert logits.shape == (1, 4, 25, 33)  # ceil(97/4), ceil(131/4)
+    sample = SegDataSample(
+        metainfo=dict(
+            img_shape=(97, 131), ori_shape=(97, 131), pad_shape=(97, 131)))
+    with torch.no_grad():
+        pred = model.predict(x, [sample])[0]
+    assert pred.seg_logits.data.shape == (4, 97, 131)
+    assert pred.pred_sem_seg.data.shape == (1, 97, 131)
+
+
+def test_gradients_reach_first_backbone_layer_through_each_path():
+    """Each backbone level alone carries gradient back to conv1: the
+    long-range (stage 1..4) paths of the head are all connected."""
+    model = _resnet18_refinenet(dropout_ratio=0).train()
+    x = torch.randn(2, 3, 64, 64)
+    feats = model.backbone(x)
+    for level in range(4):
+        model.zero_grad()
+        # gradient only through one backbone level
+        detached = [f if i == level else f.detach()
+                    for i, f in enumerate(feats)]
+        model.decode_head(detached).square().mean().backward(
+            retain_graph=True)
+        grad = model.backbone.conv1.weight.grad
+        assert grad is not None and grad.abs().sum() > 0, level
+        assert model.decode_head.adapt_convs[level].conv.weight.grad.abs(
+        ).sum() > 0
+
+
+def test_works_with_syncbn_with_cp_and_auxiliary_head():
+    norm_cfg = dict(type='SyncBN', requires_grad=True)
+    model = MODELS.build(
+        dict(
+            type='EncoderDecoder',
+            data_preprocessor=dict(type='SegDataPreProcessor'),
+            backbone=dict(
+                type='ResNetV1c',
+                depth=18,
+                out_indices=(0, 1, 2, 3),
+                norm_cfg=norm_cfg,
+                with_cp=True),
+            decode_head=dict(
+                type='RefineNetHead',
+                in_channels=[64, 128, 256, 512],
+                in_index=[0, 1, 2, 3],
+                channels=32,
+                num_classes=4,
+                with_cp=True),
+            auxiliary_head=dict(
+                type='FCNHead',
+                in_channels=256,
+                in_index=2,
+                channels=16,
+                num_convs=1,
+                num_classes=4,
+                norm_cfg=norm_cfg,
+                loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4))))
+    model = revert_sync_batchnorm(model).train()
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(
+            metainfo=dict(
+                img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 4, (1, 64, 64)))
+        samples.append(s)
+    losses = model.loss(torch.randn(2, 3, 64, 64), samples)
+    assert set(losses) >= {'decode.loss_ce', 'aux.loss_ce'}
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert model.backbone.stem[0].weight.grad.abs().sum() > 0
+
+
+def test_with_cp_head_gives_same_gradients():
+    torch.manual_seed(0)
+    head = _small_head(dropout_ratio=0)
+    head_cp = _small_head(dropout_ratio=0, with_cp=True)
+    head_cp.load_state_dict(head.state_dict())
+    feats = [f.requires_grad_() for f in _feats(2)]
+    g = torch.autograd.grad(head(feats).square().sum(), feats)
+    g_cp = torch.autograd.grad(head_cp(feats).square().sum(), feats)
+    for a, b in zip(g, g_cp):
+        torch.testing.assert_close(a, b)
+
+
+# ---- configuration errors ------------------------------------------------
+
+
+def test_wrong_in_channels_fails_at_first_forward_before_computing():
+    head = _small_head(in_channels=[8, 16, 32, 128])
+    called = []
+    head.adapt_convs[0].register_forward_hook(
+        lambda *a: called.append(True))
+    with pytest.raises(ValueError,
+                       match=r'decode_head.in_channels=\[8, 16, 32, 128\].*'
+                       r'set decode_head.in_channels=\[8, 16, 32, 64\]'):
+        head(_feats())
+    assert not called
+
+
+def test_in_index_beyond_backbone_outputs_fails_clearly():
+    head = _small_head(in_index=[0, 1, 2, 5])
+    with pytest.raises(ValueError, match=r'in_index\[3\]=5.*4 feature maps'):
+        head(_feats())
+
+
+@pytest.mark.parametrize(
+    'kwargs,match', [
+        (dict(cascade=((3, ), (2, ), (1, ), (4, ))),
+         r'cascade\[3\] names input 4.*4 inputs'),
+        (dict(cascade=((3, ), (2, ), (1, ))), r'inputs \[0\].*no block'),
+        (dict(cascade=((3, ), (3, 2), (1, 0))), r'already takes'),
+        (dict(crp_stages=0), r'crp_stages=0 with with_crp=True.*'
+         r'with_crp=False'),
+        (dict(channels=16, adapt_channels=[8, 8, 8, 16]), r'channels=16.*last RefineNet block outputs 8'),
+        (dict(adapt_channels=[8, 8, 8]), r'adapt_channels has 3 entries'),
+        (dict(adapt_channels=[8, 8, 0, 16]), r'adapt_channels\[2\]'),
+        (dict(input_dropout_index=(7, )), r'input_dropout_index'),
+        (dict(in_index=[0, 1, 2]), r'same length'),
+    ],
+    ids=[
+        'missing-input', 'unused-input', 'duplicate-input', 'zero-crp',
+        'channels', 'adapt-len', 'adapt-zero', 'dropout-index', 'index-len'
+    ])
+def test_bad_configuration_fails_at_build(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _small_head(**kwargs)
+
+
+def test_crp_off_with_zero_stages_is_fine():
+    head = _small_head(with_crp=False, crp_stages=0)
+    assert head(_feats()).shape[1] == 5
