@@ -1,1 +1,3 @@
-__all__ = []
+from .frrn_transforms import RandomGamma, RandomTranslate
+
+__all__ = ['RandomGamma', 'RandomTranslate']

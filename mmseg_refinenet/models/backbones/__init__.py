@@ -1,8 +1,5 @@
+from .frrn import FRRN
+from .frrn_resnet_baseline import FRRNResNetBaseline
 from .multi_scale_backbone import MultiScaleBackbone
 
-__all__ = ['MultiScaleBackbone']
-
-from .frrn import FRRN  # noqa: E402
-from .frrn_resnet_baseline import FRRNResNetBaseline  # noqa: E402
-
-__all__ += ['FRRN', 'FRRNResNetBaseline']
+__all__ = ['FRRN', 'FRRNResNetBaseline', 'MultiScaleBackbone']

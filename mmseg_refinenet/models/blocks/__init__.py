@@ -1,11 +1,8 @@
+from .frrn_blocks import FRRU, ResidualUnit
 from .refinenet_blocks import (ChainedResidualPooling, MultiResolutionFusion,
                                RefineNetBlock, ResidualConvUnit)
 
 __all__ = [
     'ResidualConvUnit', 'MultiResolutionFusion', 'ChainedResidualPooling',
-    'RefineNetBlock'
+    'RefineNetBlock', 'ResidualUnit', 'FRRU'
 ]
-
-from .frrn_blocks import FRRU, ResidualUnit  # noqa: E402
-
-__all__ += ['ResidualUnit', 'FRRU']

@@ -1,7 +1,4 @@
+from .frrn_head import FRRNHead
 from .refinenet_head import RefineNetHead
 
-__all__ = ['RefineNetHead']
-
-from .frrn_head import FRRNHead  # noqa: E402
-
-__all__ += ['FRRNHead']
+__all__ = ['RefineNetHead', 'FRRNHead']

@@ -1,0 +1,308 @@
+"""Full-Resolution Residual Network (FRRN) backbone.
+
+Pohlen et al., "Full-Resolution Residual Networks for Semantic Segmentation
+in Street Scenes", CVPR 2017 (https://arxiv.org/abs/1611.08323).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+
+from mmseg.registry import MODELS
+from ..blocks.frrn_blocks import FRRU, ResidualUnit
+
+
+def _check_positive_int(value, name, owner):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f'{owner}: {name} must be a positive int, got {value!r}')
+
+
+def check_stage_spec(spec, name, owner):
+    """Validate a stage list ``((num_units, channels), ...)``.
+
+    Args:
+        spec (Sequence[Sequence[int]]): One ``(num_units, channels)`` pair
+            per stage.
+        name (str): Name of the argument, for the error message.
+        owner (str): Name of the module, for the error message.
+
+    Returns:
+        tuple[tuple[int, int]]: The validated spec as a tuple of pairs.
+    """
+    if not isinstance(spec, (list, tuple)) or len(spec) == 0:
+        raise ValueError(
+            f'{owner}: {name} must be a non-empty sequence of '
+            f'(num_units, channels) pairs, got {spec!r}')
+    stages = []
+    for i, stage in enumerate(spec):
+        if not isinstance(stage, (list, tuple)) or len(stage) != 2:
+            raise ValueError(
+                f'{owner}: {name}[{i}] must be a (num_units, channels) '
+                f'pair, got {stage!r}')
+        num_units, channels = stage
+        _check_positive_int(num_units, f'{name}[{i}] num_units', owner)
+        _check_positive_int(channels, f'{name}[{i}] channels', owner)
+        stages.append((num_units, channels))
+    return tuple(stages)
+
+
+@MODELS.register_module()
+class FRRN(BaseModule):
+    """Full-Resolution Residual Network backbone (FRRN A / FRRN B).
+
+    Implements Sec. 3-4, Fig. 2b and Table 1 of `Full-Resolution Residual
+    Networks for Semantic Segmentation in Street Scenes
+    <https://arxiv.org/abs/1611.08323>`_, following the official release
+    (TobyPDE/FRRN, ``dltools/architectures.py``). The network carries two
+    streams:
+
+    * the **residual stream** ``z`` (``residual_channels`` = 32 channels),
+      which stays at the full input resolution and only receives the
+      residuals of the FRRUs;
+    * the **pooling stream** ``y``, which is max-pooled 2x2 before every
+      encoder stage and bilinearly upsampled x2 before every decoder stage.
+
+    Forward pass for an input of shape (N, in_channels, H, W):
+
+    1. stem: 5x5 conv-BN-ReLU to ``base_channels`` (48), then
+       ``num_stem_units`` RUs of ``base_channels`` -> (N, 48, H, W);
+    2. the residual stream is split off the stem output by a 1x1 conv + BN
+       (no ReLU) -> ``z``: (N, 32, H, W);
+    3. encoder: for stage ``i`` (``i`` = 1, 2, ...) the pooling stream is
+       max-pooled 2x2 to ``1 / 2**i`` resolution, then passes the stage's
+       FRRUs one after the other; each FRRU takes the previous FRRU's
+       ``(y, z)`` and returns the new ``(y, z)`` (Eq. 6-7);
+    4. decoder: for each stage the pooling stream is upsampled x2
+       (bilinear) and passes the stage's FRRUs in the same way;
+    5. end: the pooling stream is upsampled x2 to full resolution,
+       concatenated with ``z`` and passes ``num_stem_units`` RUs of
+       ``base_channels`` (the first with a 1x1 projection)
+       -> (N, 48, H, W).
+
+    Table 1 settings (``(num_units, channels)`` per stage):
+
+    ======  ===================================  ========================
+    arch    encoder (at 1/2, 1/4, ...)           decoder (..., 1/4, 1/2)
+    ======  ===================================  ========================
+    A       3x96, 4x192, 2x384, 2x384            2x192, 2x192, 2x96
+    B       3x96, 4x192, 2x384, 2x384, 2x384     2x192, 2x192, 2x192, 2x96
+    ======  ===================================  ========================
+
+    The height and width of the input must be divisible by the total
+    pooling factor ``2 ** len(encoder)`` (16 for A, 32 for B); pad the
+    input with the data preprocessor (``SegDataPreProcessor(size_divisor=16
+    or 32)``).
+
+    Args:
+        arch (str | None): ``'A'`` or ``'B'`` (Table 1), or None to use
+            ``encoder`` and ``decoder`` only. Default: 'A'.
+        encoder (Sequence[tuple[int, int]] | None): ``(num_units,
+            channels)`` of the FRRUs of each encoder stage, from 1/2
+            resolution downwards. Overrides the arch setting. Default: None.
+        decoder (Sequence[tuple[int, int]] | None): ``(num_units,
+            channels)`` of each decoder stage, from the coarsest upwards;
+            must have ``len(encoder) - 1`` stages (the last encoder stage is
+            the bottleneck). Overrides the arch setting. Default: None.
+        in_channels (int): Number of input image channels. Default: 3.
+        base_channels (int): Width of the stem and of the final RUs; the
+            channels of the returned feature map. Default: 48.
+        residual_channels (int): Width of the residual stream. Default: 32.
+        num_stem_units (int): Number of RUs after the 5x5 stem convolution
+            and at the end of the network. Default: 3.
+        align_corners (bool): ``align_corners`` of the bilinear upsampling
+            of the pooling stream. Default: False.
+        conv_cfg (dict | None): Config of the convolutions. Default: None.
+        norm_cfg (dict): Config of the normalisation layers.
+            Default: dict(type='BN', requires_grad=True).
+        act_cfg (dict): Config of the activations. Default: dict(type='ReLU').
+        with_cp (bool): Gradient checkpointing of every RU and FRRU: the
+            same gradients for less activation memory. Default: False.
+        init_cfg (dict | list[dict] | None): Initialisation config.
+            Default: Kaiming init of the convolutions, constant 1 / 0 for the
+            norm layers.
+
+    Returns (from ``forward``):
+        list[Tensor]: One feature map, (N, base_channels, H, W).
+    """
+
+    arch_settings = {
+        'A':
+        dict(
+            encoder=((3, 96), (4, 192), (2, 384), (2, 384)),
+            decoder=((2, 192), (2, 192), (2, 96))),
+        'B':
+        dict(
+            encoder=((3, 96), (4, 192), (2, 384), (2, 384), (2, 384)),
+            decoder=((2, 192), (2, 192), (2, 192), (2, 96))),
+    }
+
+    def __init__(self,
+                 arch='A',
+                 encoder=None,
+                 decoder=None,
+                 in_channels=3,
+                 base_channels=48,
+                 residual_channels=32,
+                 num_stem_units=3,
+                 align_corners=False,
+                 conv_cfg=None,
+                 norm_cfg=dict(type='BN', requires_grad=True),
+                 act_cfg=dict(type='ReLU'),
+                 with_cp=False,
+                 init_cfg=[
+                     dict(type='Kaiming', layer='Conv2d'),
+                     dict(
+                         type='Constant',
+                         val=1,
+                         layer=['_BatchNorm', 'GroupNorm'])
+                 ]):
+        super().__init__(init_cfg=init_cfg)
+        owner = type(self).__name__
+        if arch is not None:
+            if arch not in self.arch_settings:
+                raise ValueError(
+                    f'{owner}: invalid arch {arch!r}; expected one of '
+                    f'{sorted(self.arch_settings)} or None (then give '
+                    'encoder and decoder)')
+            setting = self.arch_settings[arch]
+            encoder = setting['encoder'] if encoder is None else encoder
+            decoder = setting['decoder'] if decoder is None else decoder
+        elif encoder is None or decoder is None:
+            raise ValueError(
+                f'{owner}: with arch=None both encoder and decoder must be '
+                'given as ((num_units, channels), ...)')
+        encoder = check_stage_spec(encoder, 'encoder', owner)
+        if isinstance(decoder, (list, tuple)) and len(decoder) == 0:
+            decoder = ()  # a single encoder stage: no decoder
+        else:
+            decoder = check_stage_spec(decoder, 'decoder', owner)
+        if len(decoder) != len(encoder) - 1:
+            raise ValueError(
+                f'{owner}: decoder must have len(encoder) - 1 = '
+                f'{len(encoder) - 1} stages (the last encoder stage is the '
+                f'bottleneck), got {len(decoder)}')
+        for name, value in (('in_channels', in_channels),
+                            ('base_channels', base_channels),
+                            ('residual_channels', residual_channels),
+                            ('num_stem_units', num_stem_units)):
+            _check_positive_int(value, name, owner)
+
+        self.arch = arch
+        self.encoder = encoder
+        self.decoder = decoder
+        self.base_channels = base_channels
+        self.residual_channels = residual_channels
+        self.align_corners = align_corners
+        self.size_divisor = 2**len(encoder)
+        unit_cfg = dict(
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            with_cp=with_cp)
+
+        # 1. stem: 5x5 conv + RUs at full resolution
+        self.stem_conv = ConvModule(
+            in_channels,
+            base_channels,
+            5,
+            padding=2,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
+        self.stem_units = nn.ModuleList()
+        for _ in range(num_stem_units):
+            self.stem_units.append(
+                ResidualUnit(base_channels, base_channels, **unit_cfg))
+
+        # 2. residual stream: 1x1 conv + BN, no activation
+        self.residual_conv = ConvModule(
+            base_channels,
+            residual_channels,
+            1,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=None)
+
+        # 3./4. encoder and decoder stages of FRRUs
+        channels = base_channels
+        scale = 1
+        self.encoder_stages = nn.ModuleList()
+        for num_units, out_channels in encoder:
+            scale *= 2
+            stage = nn.ModuleList()
+            for _ in range(num_units):
+                stage.append(
+                    FRRU(channels, out_channels, scale, residual_channels,
+                         **unit_cfg))
+                channels = out_channels
+            self.encoder_stages.append(stage)
+        self.decoder_stages = nn.ModuleList()
+        for num_units, out_channels in decoder:
+            scale //= 2
+            stage = nn.ModuleList()
+            for _ in range(num_units):
+                stage.append(
+                    FRRU(channels, out_channels, scale, residual_channels,
+                         **unit_cfg))
+                channels = out_channels
+            self.decoder_stages.append(stage)
+
+        # 5. end: concat(pooling, residual) + RUs at full resolution
+        self.end_units = nn.ModuleList()
+        end_channels = channels + residual_channels
+        for _ in range(num_stem_units):
+            self.end_units.append(
+                ResidualUnit(end_channels, base_channels, **unit_cfg))
+            end_channels = base_channels
+
+    def check_input_size(self, x):
+        """Raise a ValueError if H or W is not divisible by the pooling."""
+        h, w = x.shape[-2:]
+        d = self.size_divisor
+        if h % d or w % d:
+            raise ValueError(
+                f'{type(self).__name__}: input size {h}x{w} (HxW) is not '
+                f'divisible by {d}, the total pooling factor of '
+                f'{len(self.encoder)} 2x2 poolings. Pad the input, e.g. '
+                f'data_preprocessor=dict(type=\'SegDataPreProcessor\', '
+                f'size_divisor={d}, ...) in the model config.')
+
+    def forward(self, x):
+        """Forward function.
+
+        Args:
+            x (Tensor): Images, (N, in_channels, H, W) with H and W divisible
+                by ``self.size_divisor``.
+
+        Returns:
+            list[Tensor]: ``[(N, base_channels, H, W)]``.
+        """
+        self.check_input_size(x)
+        x = self.stem_conv(x)
+        for unit in self.stem_units:
+            x = unit(x)
+        z = self.residual_conv(x)
+        y = x
+        for stage in self.encoder_stages:
+            y = F.max_pool2d(y, kernel_size=2, stride=2)
+            for frru in stage:
+                y, z = frru(y, z)
+        for stage in self.decoder_stages:
+            y = F.interpolate(
+                y,
+                scale_factor=2,
+                mode='bilinear',
+                align_corners=self.align_corners)
+            for frru in stage:
+                y, z = frru(y, z)
+        y = F.interpolate(
+            y,
+            size=z.shape[-2:],
+            mode='bilinear',
+            align_corners=self.align_corners)
+        x = torch.cat([y, z], dim=1)
+        for unit in self.end_units:
+            x = unit(x)
+        return [x]

@@ -1,0 +1,138 @@
+"""Bootstrapped cross-entropy loss of FRRN (Eq. 10 of the paper)."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmseg.registry import MODELS
+
+
+def bootstrapped_cross_entropy(cls_score,
+                               label,
+                               k,
+                               weight=None,
+                               ignore_index=255,
+                               reduction='mean'):
+    """Mean cross-entropy of the ``k`` hardest pixels of every image.
+
+    For image ``n`` let ``l_n`` be the pixel-wise cross-entropy over its
+    non-void pixels (label != ``ignore_index``). The image's loss is the
+    mean of the ``min(k, #non-void)`` largest values of ``l_n`` (Eq. 10 of
+    Pohlen et al., CVPR 2017); an image without non-void pixels has loss 0.
+    Computed in float32 whatever the dtype of ``cls_score``.
+
+    Args:
+        cls_score (Tensor): Logits, (N, C, H, W).
+        label (Tensor): Class indices, (N, H, W).
+        k (int): Number of pixels per image to average.
+        weight (Tensor | None): Pixel weights, (N, H, W), multiplied into
+            the pixel losses before the selection. Default: None.
+        ignore_index (int): Label of void pixels. Default: 255.
+        reduction (str): ``'mean'`` (over the batch), ``'sum'`` or
+            ``'none'`` (one value per image). Default: 'mean'.
+
+    Returns:
+        Tensor: Scalar loss, or (N,) for ``reduction='none'``.
+    """
+    num_images = cls_score.shape[0]
+    pixel_loss = F.cross_entropy(
+        cls_score.float(), label.long(), reduction='none',
+        ignore_index=ignore_index).reshape(num_images, -1)
+    if weight is not None:
+        pixel_loss = pixel_loss * weight.float().reshape(num_images, -1)
+    valid = (label != ignore_index).reshape(num_images, -1)
+    # void pixels get -inf so that they are never among the top k
+    pixel_loss = pixel_loss.masked_fill(~valid, float('-inf'))
+    top, _ = pixel_loss.topk(min(k, pixel_loss.shape[1]), dim=1)
+    top_valid = torch.isfinite(top)
+    top = torch.where(top_valid, top, torch.zeros_like(top))
+    num_selected = top_valid.sum(dim=1).clamp(min=1)
+    per_image = top.sum(dim=1) / num_selected
+    if reduction == 'none':
+        return per_image
+    if reduction == 'sum':
+        return per_image.sum()
+    return per_image.mean()
+
+
+@MODELS.register_module()
+class BootstrappedCrossEntropyLoss(nn.Module):
+    """Bootstrapped cross-entropy loss, Eq. 10 of `FRRN
+    <https://arxiv.org/abs/1611.08323>`_.
+
+    Per image, the mean cross-entropy of the ``k`` non-void pixels with the
+    largest loss (all non-void pixels if there are fewer than ``k``; 0 for
+    an image that is entirely void); the loss is the mean of these values
+    over the batch. Use it as ``loss_decode`` of any MMSeg decode head::
+
+        loss_decode=dict(type='BootstrappedCrossEntropyLoss', k=8192)
+
+    Args:
+        k (int): Number of pixels per image to average. The paper uses
+            8192 for FRRN A (256x512 inputs) and 32768 for FRRN B
+            (512x1024). Default: 8192.
+        reduction (str): ``'mean'`` over the batch, ``'sum'`` or ``'none'``.
+            Default: 'mean'.
+        loss_weight (float): Factor of the loss. Default: 1.0.
+        loss_name (str): Name of the loss item; must start with ``loss_``
+            to be back-propagated. Default: 'loss_boot_ce'.
+    """
+
+    def __init__(self,
+                 k=8192,
+                 reduction='mean',
+                 loss_weight=1.0,
+                 loss_name='loss_boot_ce'):
+        super().__init__()
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise ValueError(
+                'BootstrappedCrossEntropyLoss: k (pixels per image) must be '
+                f'a positive int, got {k!r}')
+        if reduction not in ('mean', 'sum', 'none'):
+            raise ValueError(
+                "BootstrappedCrossEntropyLoss: reduction must be 'mean', "
+                f"'sum' or 'none', got {reduction!r}")
+        self.k = k
+        self.reduction = reduction
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    def extra_repr(self):
+        return f'k={self.k}, reduction={self.reduction!r}'
+
+    def forward(self,
+                cls_score,
+                label,
+                weight=None,
+                avg_factor=None,
+                reduction_override=None,
+                ignore_index=255,
+                **kwargs):
+        """Compute the loss.
+
+        Args:
+            cls_score (Tensor): Logits, (N, C, H, W).
+            label (Tensor): Class indices, (N, H, W).
+            weight (Tensor | None): Pixel weights, (N, H, W). Default: None.
+            avg_factor (None): Unused; the loss averages over the selected
+                pixels and the images. Present for MMSeg's loss interface.
+            reduction_override (str | None): Overrides ``reduction``.
+            ignore_index (int): Label of void pixels. Default: 255.
+
+        Returns:
+            Tensor: The weighted loss (float32).
+        """
+        assert reduction_override in (None, 'none', 'mean', 'sum')
+        reduction = reduction_override or self.reduction
+        loss = bootstrapped_cross_entropy(
+            cls_score,
+            label,
+            self.k,
+            weight=weight,
+            ignore_index=ignore_index,
+            reduction=reduction)
+        return self.loss_weight * loss
+
+    @property
+    def loss_name(self):
+        """str: Name of the loss item in the loss dict."""
+        return self._loss_name
