@@ -14,6 +14,8 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
+from mmseg.registry import MODELS
+
 
 def _check_positive_int(value, name, owner):
     """Raise a ValueError unless ``value`` is a positive int (not a bool)."""
@@ -22,6 +24,7 @@ def _check_positive_int(value, name, owner):
             f'{owner}: {name} must be a positive int, got {value!r}')
 
 
+@MODELS.register_module()
 class ResidualUnit(BaseModule):
     """Residual unit (RU) of FRRN, Sec. 3.1 and Fig. 2a of the paper.
 
@@ -99,6 +102,7 @@ class ResidualUnit(BaseModule):
         return self._forward(x)
 
 
+@MODELS.register_module()
 class FRRU(BaseModule):
     """Full-resolution residual unit, Sec. 3.2, Fig. 3 and Eq. (6)-(7).
 

@@ -67,6 +67,11 @@ class ResidualConvUnit(BaseModule):
         act_cfg (dict): Config of the activation. Default: ReLU.
         with_cp (bool): Recompute the unit in the backward pass
             (gradient checkpointing) to save memory. Default: False.
+        zero_init (bool): Initialise ``conv2`` to zero so that the unit
+            starts as the identity. Without normalisation, a stack of
+            Kaiming-initialised residual units multiplies the activation
+            scale at every unit (tens of times over a cascade), which stalls
+            training from scratch. Default: False.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -77,11 +82,13 @@ class ResidualConvUnit(BaseModule):
                  norm_cfg: Optional[dict] = None,
                  act_cfg: dict = dict(type='ReLU'),
                  with_cp: bool = False,
+                 zero_init: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg)
         _check_width('ResidualConvUnit channels', channels)
         _check_kernel_size('ResidualConvUnit kernel_size', kernel_size)
         self.with_cp = with_cp
+        self.zero_init = zero_init
         # pre-activation order; the first activation must not be in-place,
         # it reads the identity branch.
         self.conv1 = ConvModule(
@@ -106,6 +113,15 @@ class ResidualConvUnit(BaseModule):
             act_cfg=act_cfg,
             inplace=True,
             order=('act', 'conv', 'norm'))
+        self._zero_init()
+
+    def _zero_init(self) -> None:
+        if self.zero_init:
+            nn.init.zeros_(self.conv2.conv.weight)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        self._zero_init()
 
     def _inner_forward(self, x: Tensor) -> Tensor:
         return x + self.conv2(self.conv1(x))
@@ -231,6 +247,9 @@ class ChainedResidualPooling(BaseModule):
         conv_cfg (dict, optional): Config of the convolution layers.
         norm_cfg (dict, optional): Config of norm layers. Default: None.
         act_cfg (dict): The leading activation. Default: ReLU.
+        zero_init (bool): Initialise the stage convolutions to zero, so the
+            block starts as ``act(x)`` (see :class:`ResidualConvUnit`).
+            Default: False.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -243,8 +262,10 @@ class ChainedResidualPooling(BaseModule):
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: dict = dict(type='ReLU'),
+                 zero_init: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg)
+        self.zero_init = zero_init
         _check_width('ChainedResidualPooling channels', channels)
         if not isinstance(num_stages, int) or num_stages < 1:
             raise ValueError(
@@ -276,6 +297,16 @@ class ChainedResidualPooling(BaseModule):
                 conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg,
                 act_cfg=None) for _ in range(num_stages))
+        self._zero_init()
+
+    def _zero_init(self) -> None:
+        if self.zero_init:
+            for conv in self.convs:
+                nn.init.zeros_(conv.conv.weight)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        self._zero_init()
 
     @property
     def num_stages(self) -> int:
@@ -329,6 +360,8 @@ class RefineNetBlock(BaseModule):
         act_cfg (dict): Activation config. Default: ReLU.
         align_corners (bool): Of the fusion's upsampling. Default: False.
         with_cp (bool): Gradient checkpointing of the RCUs. Default: False.
+        zero_init_residual (bool): Start every RCU and the CRP as the
+            identity (zero-initialised last convolutions). Default: False.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -349,6 +382,7 @@ class RefineNetBlock(BaseModule):
                  act_cfg: dict = dict(type='ReLU'),
                  align_corners: bool = False,
                  with_cp: bool = False,
+                 zero_init_residual: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg)
         in_channels = list(in_channels)
@@ -379,7 +413,8 @@ class RefineNetBlock(BaseModule):
             conv_cfg=conv_cfg,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
-            with_cp=with_cp)
+            with_cp=with_cp,
+            zero_init=zero_init_residual)
         self.input_rcus = nn.ModuleList(
             nn.Sequential(*(ResidualConvUnit(c, **rcu_kwargs)
                             for _ in range(n)))
@@ -401,7 +436,8 @@ class RefineNetBlock(BaseModule):
             order=crp_order,
             conv_cfg=conv_cfg,
             norm_cfg=norm_cfg,
-            act_cfg=act_cfg) if with_crp else None
+            act_cfg=act_cfg,
+            zero_init=zero_init_residual) if with_crp else None
         self.output_rcus = nn.Sequential(
             *(ResidualConvUnit(self.out_channels, **rcu_kwargs)
               for _ in range(num_output_rcus)))

@@ -70,6 +70,13 @@ class RefineNetHead(BaseDecodeHead):
             order, negative allowed) that get the input dropout.
             Default: (-2, -1).
         with_cp (bool): Gradient checkpointing of the RCUs. Default: False.
+        zero_init_residual (bool): Start every RCU and CRP as the identity
+            (zero-initialised last convolution of each residual branch).
+            The head has no normalisation: with the usual Kaiming
+            initialisation the activation scale grows about tenfold per
+            block (a logit scale in the hundreds for a 4-cascade), and
+            training from scratch stalls. Has no effect on loaded weights.
+            Default: True.
         **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
             ``channels``, ``in_index``, ``num_classes``, ``dropout_ratio``
             (default here 0.5), ``norm_cfg`` (None, as in the paper),
@@ -93,6 +100,7 @@ class RefineNetHead(BaseDecodeHead):
                  input_dropout_ratio: float = 0.0,
                  input_dropout_index: Sequence[int] = (-2, -1),
                  with_cp: bool = False,
+                 zero_init_residual: bool = True,
                  dropout_ratio: float = 0.5,
                  **kwargs):
         kwargs.setdefault('input_transform', 'multiple_select')
@@ -184,7 +192,8 @@ class RefineNetHead(BaseDecodeHead):
                 norm_cfg=self.norm_cfg,
                 act_cfg=self.act_cfg,
                 align_corners=self.align_corners,
-                with_cp=with_cp)
+                with_cp=with_cp,
+                zero_init_residual=zero_init_residual)
             self.blocks.append(block)
             prev_channels = block.out_channels
         if prev_channels != self.channels:

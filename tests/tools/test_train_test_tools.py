@@ -1,0 +1,394 @@
+"""tools/train.py, tools/test.py and tools/dist_*.sh, run as a user would.
+
+Every test starts the real scripts in a subprocess, from a current directory
+outside the repository, on a small generated dataset (8 training and 4
+validation images of 64x64) with the quick-start config cut down to a few
+iterations at batch size 2. The distributed tests start 2 processes with
+``torchrun`` on the CPU (gloo), the path that
+:mod:`mmseg_refinenet.utils.dist` makes work with MMEngine 0.10.7.
+"""
+import os
+import os.path as osp
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+from mmengine.registry import MODEL_WRAPPERS
+
+from mmseg_refinenet.datasets import generate_synthetic_dataset
+from mmseg_refinenet.utils import (CPUDistributedDataParallel,
+                                   load_local_checkpoint,
+                                   setup_cpu_distributed)
+from mmseg_refinenet.utils import dist as dist_utils
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TRAIN = osp.join(REPO, 'tools', 'train.py')
+TEST = osp.join(REPO, 'tools', 'test.py')
+DIST_TRAIN = osp.join(REPO, 'tools', 'dist_train.sh')
+DIST_TEST = osp.join(REPO, 'tools', 'dist_test.sh')
+CONFIG = osp.join(REPO, 'configs', 'quickstart',
+                  'refinenet_r18_1xb8-300it_synthetic-64x64.py')
+CONFIG_STEM = osp.splitext(osp.basename(CONFIG))[0]
+TIMEOUT = 300
+
+# A hook, imported through the config's custom_imports, that saves the
+# parameters each rank holds after training.
+RANK_DUMP_HOOK = '''
+import os.path as osp
+
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class RankParamsDumpHook(Hook):
+
+    def after_train(self, runner):
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        params = {k: v.detach().clone() for k, v in model.named_parameters()}
+        torch.save(params, osp.join(runner.work_dir, f'rank{get_rank()}.pth'))
+'''
+
+TTA_CONFIG = '''
+_base_ = [{base!r}]
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='TestTimeAug',
+         transforms=[
+             [dict(type='Resize', scale_factor=r, keep_ratio=True)
+              for r in (1.0, 1.5)],
+             [dict(type='RandomFlip', prob=0., direction='horizontal'),
+              dict(type='RandomFlip', prob=1., direction='horizontal')],
+             [dict(type='LoadAnnotations')],
+             [dict(type='PackSegInputs')]])
+]
+'''
+
+DIST_CONFIG = '''
+_base_ = [{base!r}]
+custom_imports = dict(imports=['mmseg_refinenet', 'rank_dump_hook'],
+                      allow_failed_imports=False)
+custom_hooks = [dict(type='RankParamsDumpHook')]
+# SyncBN, as in the GPU configs: reverted to BN on the CPU
+model = dict(backbone=dict(norm_cfg=dict(type='SyncBN', requires_grad=True)))
+'''
+
+
+def data_options(data_root, max_iters, ckpt_interval):
+    """--cfg-options for the generated data and a short schedule.
+
+    ``data_root`` of the config is substituted into the dataloaders when the
+    config is loaded, so each dataloader's ``data_root`` is set explicitly.
+    """
+    return [
+        '--cfg-options',
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        'train_dataloader.batch_size=2',
+        f'train_cfg.max_iters={max_iters}',
+        f'train_cfg.val_interval={max_iters}',
+        f'param_scheduler.0.end={max_iters}',
+        f'default_hooks.checkpoint.interval={ckpt_interval}',
+        'default_hooks.logger.interval=1',
+    ]
+
+
+def run(cmd, cwd, env=None, check=True):
+    """Run ``cmd`` like a user would; fail with its output if it fails."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT)
+    if check and proc.returncode != 0:
+        pytest.fail(f'{cmd} exited with {proc.returncode}\n'
+                    f'stdout:\n{proc.stdout[-4000:]}\n'
+                    f'stderr:\n{proc.stderr[-4000:]}')
+    return proc
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def miou(text):
+    """The last mIoU that the runner logged."""
+    values = re.findall(r'mIoU: (\d+\.\d+)', text)
+    assert values, f'no mIoU in the output:\n{text[-3000:]}'
+    return float(values[-1])
+
+
+def ckpt_iter(path):
+    return load_local_checkpoint(path)['meta']['iter']
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('synthetic')
+    return generate_synthetic_dataset(
+        str(root), num_train=8, num_val=4, size=(64, 64))
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, data_root):
+    """Train 4 iterations, then resume to 6: the work dir and outputs."""
+    cwd = str(tmp_path_factory.mktemp('cwd'))
+    # relative config path from outside the repository, default work dir
+    first = run([
+        sys.executable, TRAIN,
+        osp.relpath(CONFIG, cwd), *data_options(data_root, 4, 2)
+    ], cwd)
+    work_dir = osp.join(cwd, 'work_dirs', CONFIG_STEM)
+    resumed = run([
+        sys.executable, TRAIN, CONFIG, '--work-dir', work_dir, '--resume',
+        *data_options(data_root, 6, 2)
+    ], cwd)
+    return dict(cwd=cwd, work_dir=work_dir, first=first, resumed=resumed)
+
+
+def test_train_writes_checkpoints_and_log(trained):
+    work_dir = trained['work_dir']
+    names = os.listdir(work_dir)
+    for name in ('iter_2.pth', 'iter_4.pth', 'last_checkpoint',
+                 f'{CONFIG_STEM}.py'):
+        assert name in names
+    logs = [
+        osp.join(work_dir, d, f'{d}.log') for d in names
+        if osp.isdir(osp.join(work_dir, d))
+    ]
+    assert len(logs) == 2 and all(osp.isfile(log) for log in logs)
+    assert 'Iter(train) [4/4]' in trained['first'].stdout
+    assert ckpt_iter(osp.join(work_dir, 'iter_4.pth')) == 4
+
+
+def test_resume_continues_to_new_max_iters(trained):
+    work_dir = trained['work_dir']
+    out = trained['resumed'].stdout
+    # auto-resume found iter_4.pth; loading it (optimizer state, message
+    # hub, numpy objects) needs the plugin's loader under torch >= 2.6
+    assert re.search(r'Auto resumed from the latest checkpoint .*iter_4\.pth',
+                     out)
+    assert 'resumed epoch: 0, iter: 4' in out
+    assert 'Iter(train) [5/6]' in out and 'Iter(train) [6/6]' in out
+    assert 'Iter(train) [1/6]' not in out
+    ckpt = load_local_checkpoint(osp.join(work_dir, 'iter_6.pth'))
+    assert ckpt['meta']['iter'] == 6
+    assert ckpt['message_hub']['runtime_info']['max_iters'] == 6
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        assert f.read().strip().endswith('iter_6.pth')
+
+
+def test_resume_from_path(trained, data_root, tmp_path):
+    work_dir = str(tmp_path / 'work')
+    proc = run([
+        sys.executable, TRAIN, CONFIG, '--work-dir', work_dir,
+        '--resume-from',
+        osp.join(trained['work_dir'], 'iter_4.pth'),
+        *data_options(data_root, 5, 5), 'val_dataloader=None',
+        'val_cfg=None', 'val_evaluator=None'
+    ], str(tmp_path))
+    assert 'resumed epoch: 0, iter: 4' in proc.stdout
+    assert ckpt_iter(osp.join(work_dir, 'iter_5.pth')) == 5
+
+
+def test_test_reports_miou_and_writes_predictions(trained, data_root,
+                                                  tmp_path):
+    out_dir = tmp_path / 'preds'
+    proc = run([
+        sys.executable, TEST, CONFIG,
+        osp.join(trained['work_dir'], 'iter_6.pth'), '--work-dir',
+        str(tmp_path / 'test_work'), '--out',
+        str(out_dir), '--cfg-options',
+        f'test_dataloader.dataset.data_root={data_root}'
+    ], str(tmp_path))
+    value = miou(proc.stdout)
+    assert 0 <= value <= 100
+    assert 'Iter(test) [4/4]' in proc.stdout
+    assert sorted(os.listdir(out_dir)) == [f'{i:04d}.png' for i in range(4)]
+    # the same mIoU as the validation at the end of training
+    assert value == miou(trained['resumed'].stdout)
+
+
+def test_test_tta(trained, data_root, tmp_path):
+    config = tmp_path / 'tta_config.py'
+    config.write_text(TTA_CONFIG.format(base=CONFIG))
+    proc = run([
+        sys.executable, TEST,
+        str(config),
+        osp.join(trained['work_dir'], 'iter_6.pth'), '--tta', '--work-dir',
+        str(tmp_path / 'tta_work'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={data_root}',
+        'test_dataloader.dataset.indices=2'
+    ], str(tmp_path))
+    assert 'SegTTAModel' in proc.stdout
+    assert 'Iter(test) [2/2]' in proc.stdout
+    assert 0 <= miou(proc.stdout) <= 100
+
+
+def test_tta_without_tta_pipeline_is_a_clear_error(trained, tmp_path):
+    proc = run([
+        sys.executable, TEST, CONFIG,
+        osp.join(trained['work_dir'], 'iter_6.pth'), '--tta'
+    ],
+               str(tmp_path),
+               check=False)
+    assert proc.returncode != 0
+    assert 'tta_pipeline' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_dist_train_and_test_two_cpu_processes(trained, data_root, tmp_path):
+    (tmp_path / 'rank_dump_hook.py').write_text(RANK_DUMP_HOOK)
+    config = tmp_path / 'dist_config.py'
+    config.write_text(DIST_CONFIG.format(base=CONFIG))
+    work_dir = tmp_path / 'dist_work'
+    env = dict(
+        PORT=str(free_port()),
+        PYTHONPATH=os.pathsep.join(
+            [str(tmp_path), os.environ.get('PYTHONPATH', '')]),
+        OMP_NUM_THREADS='1')
+    proc = run([
+        'bash', DIST_TRAIN,
+        str(config), '2', '--work-dir',
+        str(work_dir), *data_options(data_root, 4, 2)
+    ],
+               str(tmp_path),
+               env=env)
+    out = proc.stdout
+    assert 'Distributed training: True' in out
+    assert 'GPU number: 2' in out  # MMEngine's name for the world size
+    assert 'CPU distributed data parallel: backend gloo, world size 2' in out
+    assert 'SyncBatchNorm layer(s) reverted to BatchNorm' in out
+    assert 'Iter(train) [4/4]' in out
+
+    # both ranks trained: each saved its parameters; the ranks saw
+    # different halves of the data, so equal parameters mean that DDP
+    # averaged the gradients
+    rank0 = torch.load(work_dir / 'rank0.pth')
+    rank1 = torch.load(work_dir / 'rank1.pth')
+    assert rank0.keys() == rank1.keys() and len(rank0) > 100
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+
+    # one set of checkpoints, written by rank 0, holding those parameters
+    ckpts = sorted(n for n in os.listdir(work_dir) if n.endswith('.pth'))
+    assert ckpts == ['iter_2.pth', 'iter_4.pth', 'rank0.pth', 'rank1.pth']
+    assert out.count('Saving checkpoint at 4 iterations') == 1
+    ckpt = load_local_checkpoint(str(work_dir / 'iter_4.pth'))
+    assert ckpt['meta']['iter'] == 4
+    for key, value in rank0.items():
+        assert torch.equal(ckpt['state_dict'][key], value), key
+
+    # distributed test of the single-process checkpoint: same mIoU as one
+    # process (the results of both ranks are gathered)
+    proc = run([
+        'bash', DIST_TEST, CONFIG,
+        osp.join(trained['work_dir'], 'iter_6.pth'), '2', '--work-dir',
+        str(tmp_path / 'dist_test_work'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={data_root}'
+    ],
+               str(tmp_path),
+               env=dict(env, PORT=str(free_port())))
+    assert 'Iter(test) [2/2]' in proc.stdout  # 4 images over 2 ranks
+    assert miou(proc.stdout) == miou(trained['resumed'].stdout)
+
+
+@pytest.mark.parametrize('cmd, expected', [
+    ([TRAIN, 'no_such_config.py'],
+     "config file 'no_such_config.py' does not exist"),
+    ([TRAIN, CONFIG, '--resume-from', 'no_such.pth'],
+     "checkpoint file 'no_such.pth' given to --resume-from does not exist"),
+    ([TEST, 'no_such_config.py', 'x.pth'],
+     "config file 'no_such_config.py' does not exist"),
+    ([TEST, CONFIG, 'no_such_ckpt.pth'],
+     "checkpoint file 'no_such_ckpt.pth' does not exist"),
+    ([TRAIN, CONFIG, '--launcher', 'pytorch'],
+     'start with tools/dist_train.sh or python -m torch.distributed.run'),
+])
+def test_wrong_arguments_fail_cleanly(cmd, expected, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != 'WORLD_SIZE'}
+    proc = subprocess.run([sys.executable, *cmd],
+                          cwd=str(tmp_path),
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=TIMEOUT)
+    assert proc.returncode != 0
+    assert 'Traceback' not in proc.stderr
+    # argparse's usage, then one line of error
+    assert proc.stderr.strip().splitlines()[-1].endswith(expected)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
+@pytest.mark.parametrize('wrapper_cfg, expected', [
+    (None,
+     dict(type='CPUDistributedDataParallel', broadcast_buffers=False,
+          find_unused_parameters=False)),
+    (dict(type='MMDistributedDataParallel', broadcast_buffers=True),
+     dict(type='CPUDistributedDataParallel', broadcast_buffers=True)),
+    (dict(type='MMSeparateDistributedDataParallel'),
+     dict(type='MMSeparateDistributedDataParallel', device_ids=None)),
+])
+def test_setup_cpu_distributed_config(wrapper_cfg, expected, monkeypatch):
+    calls = []
+    monkeypatch.setattr(dist_utils, 'init_cpu_dist',
+                        lambda *args, **kwargs: calls.append((args, kwargs)))
+    cfg = Config(
+        dict(launcher='pytorch',
+             model_wrapper_cfg=wrapper_cfg,
+             env_cfg=dict(cudnn_benchmark=True,
+                          dist_cfg=dict(backend='nccl', timeout=60))))
+    assert setup_cpu_distributed(cfg)
+    assert cfg.model_wrapper_cfg.to_dict() == expected
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert not cfg.env_cfg.cudnn_benchmark
+    assert calls == [(('pytorch', ), dict(backend='gloo', timeout=60))]
+
+    # not distributed: nothing changes
+    cfg = Config(dict(launcher='none', env_cfg=dict(cudnn_benchmark=True)))
+    assert not setup_cpu_distributed(cfg)
+    assert cfg.to_dict() == dict(launcher='none',
+                                 env_cfg=dict(cudnn_benchmark=True))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
+def test_cpu_ddp_wrapper_reverts_sync_bn(monkeypatch):
+    """The wrapper as Runner.wrap_model builds it, in a 1-process group."""
+    for key, value in dict(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
+                           MASTER_ADDR='127.0.0.1',
+                           MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(key, value)
+    dist_utils.init_cpu_dist('pytorch')
+    try:
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
+                                    torch.nn.SyncBatchNorm(4))
+        # Runner.wrap_model passes device_ids=[LOCAL_RANK] as a default
+        wrapped = MODEL_WRAPPERS.build(
+            dict(type='CPUDistributedDataParallel', broadcast_buffers=False),
+            default_args=dict(module=model, device_ids=[0]))
+        assert isinstance(wrapped, CPUDistributedDataParallel)
+        assert wrapped.device_ids is None
+        assert not any(
+            isinstance(m, torch.nn.SyncBatchNorm)
+            for m in wrapped.modules())
+        wrapped(torch.rand(2, 3, 8, 8)).sum().backward()
+        assert model[0].weight.grad is not None
+    finally:
+        torch_dist.destroy_process_group()

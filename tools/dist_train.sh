@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Multi-process training with torchrun (one process per GPU, or per CPU
+# worker on a machine without CUDA, which then uses gloo):
+#     bash tools/dist_train.sh CONFIG NUM_PROCS [ARGS of tools/train.py ...]
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node.
+set -e
+if [ $# -lt 2 ]; then
+    echo "usage: $0 CONFIG NUM_PROCS [ARGS ...]" >&2
+    exit 2
+fi
+CONFIG=$1
+GPUS=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+PYTHONPATH="$TOOLS_DIR/..":$PYTHONPATH \
+exec ${PYTHON:-python} -m torch.distributed.run \
+    --nnodes=$NNODES \
+    --node_rank=$NODE_RANK \
+    --master_addr=$MASTER_ADDR \
+    --nproc_per_node=$GPUS \
+    --master_port=$PORT \
+    "$TOOLS_DIR/train.py" \
+    "$CONFIG" \
+    --launcher pytorch "${@:3}"

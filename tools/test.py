@@ -1,0 +1,157 @@
+"""Test (and evaluate) a segmentor: MMSeg's ``tools/test.py`` for this plugin.
+
+Same arguments and behaviour as MMSegmentation 1.2.2's script, plus
+multi-process runs on machines without CUDA (gloo; see
+:mod:`mmseg_refinenet.utils.dist`) and clear errors for wrong paths::
+
+    python tools/test.py CONFIG CHECKPOINT [--out DIR] [--tta] \\
+        [--show | --show-dir DIR] [--cfg-options KEY=VALUE ...]
+    bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [ARGS ...]
+
+Works from any current directory.
+"""
+import argparse
+import importlib.util
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='MMSeg test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help=('if specified, the evaluation metric results will be dumped '
+              'into the directory as json'))
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='The directory to save output prediction for offline evaluation')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images will be saved. '
+        'If specified, it will be automatically saved '
+        'to the work_dir/timestamp/show_dir')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='Test time augmentation (needs tta_model and tta_pipeline in '
+        'the config)')
+    # torch.distributed.launch passes `--local-rank` (torch >= 2.0) or
+    # `--local_rank`; torchrun sets the LOCAL_RANK variable instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config!r} does not exist')
+    # URLs (http://, s3://, ...) are left to MMEngine's checkpoint loaders
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint file {args.checkpoint!r} does not exist')
+    if args.launcher == 'pytorch' and 'WORLD_SIZE' not in os.environ:
+        parser.error('--launcher pytorch needs the variables that torchrun '
+                     'sets (RANK, WORLD_SIZE, ...): start with '
+                     'tools/dist_test.sh or python -m torch.distributed.run')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return parser, args
+
+
+def trigger_visualization_hook(cfg, args, parser):
+    default_hooks = cfg.default_hooks
+    if 'visualization' not in default_hooks:
+        parser.error('--show/--show-dir need a visualization hook in '
+                     "default_hooks, e.g. visualization=dict("
+                     "type='SegVisualizationHook')")
+    visualization_hook = default_hooks['visualization']
+    # Turn on visualization
+    visualization_hook['draw'] = True
+    if args.show:
+        visualization_hook['show'] = True
+        visualization_hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        visualizer = cfg.visualizer
+        visualizer['save_dir'] = args.show_dir
+    return cfg
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
+
+    # A checkout that is not pip-installed: make the plugin importable for
+    # the config's custom_imports.
+    if importlib.util.find_spec('mmseg_refinenet') is None:
+        sys.path.insert(0, REPO_ROOT)
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmseg_refinenet.utils import setup_cpu_distributed
+
+    # load config (MMEngine resolves `_base_` relative to the config file)
+    cfg = Config.fromfile(osp.abspath(args.config))
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir is determined in this priority: CLI > segment in file > filename
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    cfg.load_from = args.checkpoint
+
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args, parser)
+
+    if args.tta:
+        missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+        if missing:
+            parser.error(f'--tta needs {" and ".join(missing)} in the config '
+                         f'{args.config!r}')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+
+    # add output_dir in metric
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+
+    # several processes without CUDA: gloo, CPU DDP wrapper, no SyncBN
+    setup_cpu_distributed(cfg)
+
+    # build the runner from config
+    runner = Runner.from_cfg(cfg)
+
+    # start testing
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
