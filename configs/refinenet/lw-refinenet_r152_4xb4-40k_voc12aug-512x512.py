@@ -1,4 +1,5 @@
-# Light-Weight RefineNet (Nekrasov et al., BMVC 2018), ResNet-152, voc12aug 512x512, 40k iterations on 4 GPUs x 4 images.
+# Light-Weight RefineNet (Nekrasov et al., BMVC 2018), ResNet-152, voc12aug
+# 512x512, 40k iterations on 4 GPUs x 4 images.
 _base_ = [
     '../_base_/models/lw_refinenet_r50.py',
     '../_base_/datasets/pascal_voc12_aug.py', '../_base_/default_runtime.py',

@@ -1,4 +1,5 @@
-# 2-cascaded RefineNet (Fig. 7b): blocks on stages {3, 4}, then {1, 2} + previous, ResNet-50, voc12aug 512x512, 40k iterations on 4 GPUs x 4 images.
+# 2-cascaded RefineNet (Fig. 7b): blocks on stages {3, 4}, then {1, 2} +
+# previous, ResNet-50, voc12aug 512x512, 40k iterations on 4 GPUs x 4 images.
 _base_ = [
     '../_base_/models/refinenet_r50.py',
     '../_base_/datasets/pascal_voc12_aug.py', '../_base_/default_runtime.py',

@@ -1,4 +1,5 @@
-# 4-cascaded 2-scale RefineNet (Fig. 7c): two ResNets at scales 1.2 and 0.6, ResNet-152, voc12aug 512x512, 40k iterations on 4 GPUs x 4 images.
+# 4-cascaded 2-scale RefineNet (Fig. 7c): two ResNets at scales 1.2 and 0.6,
+# ResNet-152, voc12aug 512x512, 40k iterations on 4 GPUs x 4 images.
 _base_ = [
     '../_base_/models/refinenet_2scale_r50.py',
     '../_base_/datasets/pascal_voc12_aug.py', '../_base_/default_runtime.py',

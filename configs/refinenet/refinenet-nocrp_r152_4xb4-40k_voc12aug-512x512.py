@@ -1,4 +1,5 @@
-# RefineNet without chained residual pooling (Table 2 ablation), ResNet-152, voc12aug 512x512, 40k iterations on 4 GPUs x 4 images.
+# RefineNet without chained residual pooling (Table 2 ablation), ResNet-152,
+# voc12aug 512x512, 40k iterations on 4 GPUs x 4 images.
 _base_ = [
     '../_base_/models/refinenet_r50.py',
     '../_base_/datasets/pascal_voc12_aug.py', '../_base_/default_runtime.py',

@@ -1,4 +1,5 @@
-# 4-cascaded RefineNet (Fig. 2c), ResNet-50, cityscapes 512x1024, 80k iterations on 4 GPUs x 2 images.
+# 4-cascaded RefineNet (Fig. 2c), ResNet-50, cityscapes 512x1024, 80k
+# iterations on 4 GPUs x 2 images.
 _base_ = [
     '../_base_/models/refinenet_r50.py', '../_base_/datasets/cityscapes.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_80k.py'

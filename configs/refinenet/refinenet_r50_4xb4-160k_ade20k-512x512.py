@@ -1,4 +1,5 @@
-# 4-cascaded RefineNet (Fig. 2c), ResNet-50, ade20k 512x512, 160k iterations on 4 GPUs x 4 images.
+# 4-cascaded RefineNet (Fig. 2c), ResNet-50, ade20k 512x512, 160k iterations on
+# 4 GPUs x 4 images.
 _base_ = [
     '../_base_/models/refinenet_r50.py', '../_base_/datasets/ade20k.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_160k.py'

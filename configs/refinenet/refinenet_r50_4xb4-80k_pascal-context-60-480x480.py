@@ -1,4 +1,5 @@
-# 4-cascaded RefineNet (Fig. 2c), ResNet-50, pascal-context-60 480x480, 80k iterations on 4 GPUs x 4 images.
+# 4-cascaded RefineNet (Fig. 2c), ResNet-50, pascal-context-60 480x480, 80k
+# iterations on 4 GPUs x 4 images.
 _base_ = [
     '../_base_/models/refinenet_r50.py',
     '../_base_/datasets/pascal_context.py', '../_base_/default_runtime.py',

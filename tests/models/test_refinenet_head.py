@@ -251,8 +251,8 @@ def test_two_scale_refinenet():
                                                              (8, 9)]
     out = model(x, mode='tensor')
     assert out.shape == (1, 3, 15, 18)  # 1/4 of the 1.2x image
-    assert [len(b.in_channels) for b in model.decode_head.blocks] == [2, 3,
-                                                                     3, 3]
+    block_inputs = [len(b.in_channels) for b in model.decode_head.blocks]
+    assert block_inputs == [2, 3, 3, 3]
 
 
 def test_lightweight_refinenet_by_config():
@@ -399,7 +399,8 @@ def test_in_index_beyond_backbone_outputs_fails_clearly():
         (dict(cascade=((3, ), (3, 2), (1, 0))), r'already takes'),
         (dict(crp_stages=0), r'crp_stages=0 with with_crp=True.*'
          r'with_crp=False'),
-        (dict(channels=16, adapt_channels=[8, 8, 8, 16]), r'channels=16.*last RefineNet block outputs 8'),
+        (dict(channels=16, adapt_channels=[8, 8, 8, 16]),
+         r'channels=16.*last RefineNet block outputs 8'),
         (dict(adapt_channels=[8, 8, 8]), r'adapt_channels has 3 entries'),
         (dict(adapt_channels=[8, 8, 0, 16]), r'adapt_channels\[2\]'),
         (dict(input_dropout_index=(7, )), r'input_dropout_index'),

@@ -16,14 +16,10 @@ import sys
 
 import pytest
 import torch
-import torch.distributed as torch_dist
 from mmengine.config import Config
-from mmengine.registry import MODEL_WRAPPERS
 
 from mmseg_refinenet.datasets import generate_synthetic_dataset
-from mmseg_refinenet.utils import (CPUDistributedDataParallel,
-                                   load_local_checkpoint,
-                                   setup_cpu_distributed)
+from mmseg_refinenet.utils import load_local_checkpoint, setup_cpu_distributed
 from mmseg_refinenet.utils import dist as dist_utils
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -368,27 +364,41 @@ def test_setup_cpu_distributed_config(wrapper_cfg, expected, monkeypatch):
                                  env_cfg=dict(cudnn_benchmark=True))
 
 
+_WRAPPER_SCRIPT = """
+import os, torch, torch.distributed as torch_dist
+from mmengine.registry import MODEL_WRAPPERS
+from mmseg_refinenet.utils import CPUDistributedDataParallel
+from mmseg_refinenet.utils import dist as dist_utils
+dist_utils.init_cpu_dist('pytorch')
+model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
+                            torch.nn.SyncBatchNorm(4))
+# Runner.wrap_model passes device_ids=[LOCAL_RANK] as a default
+wrapped = MODEL_WRAPPERS.build(
+    dict(type='CPUDistributedDataParallel', broadcast_buffers=False),
+    default_args=dict(module=model, device_ids=[0]))
+assert isinstance(wrapped, CPUDistributedDataParallel)
+assert wrapped.device_ids is None
+assert not any(isinstance(m, torch.nn.SyncBatchNorm)
+               for m in wrapped.modules())
+wrapped(torch.rand(2, 3, 8, 8)).sum().backward()
+assert model[0].weight.grad is not None
+del wrapped  # the DDP reducer must go before its process group
+torch_dist.destroy_process_group()
+print('wrapper ok')
+"""
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
-def test_cpu_ddp_wrapper_reverts_sync_bn(monkeypatch):
-    """The wrapper as Runner.wrap_model builds it, in a 1-process group."""
-    for key, value in dict(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
-                           MASTER_ADDR='127.0.0.1',
-                           MASTER_PORT=str(free_port())).items():
-        monkeypatch.setenv(key, value)
-    dist_utils.init_cpu_dist('pytorch')
-    try:
-        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
-                                    torch.nn.SyncBatchNorm(4))
-        # Runner.wrap_model passes device_ids=[LOCAL_RANK] as a default
-        wrapped = MODEL_WRAPPERS.build(
-            dict(type='CPUDistributedDataParallel', broadcast_buffers=False),
-            default_args=dict(module=model, device_ids=[0]))
-        assert isinstance(wrapped, CPUDistributedDataParallel)
-        assert wrapped.device_ids is None
-        assert not any(
-            isinstance(m, torch.nn.SyncBatchNorm)
-            for m in wrapped.modules())
-        wrapped(torch.rand(2, 3, 8, 8)).sum().backward()
-        assert model[0].weight.grad is not None
-    finally:
-        torch_dist.destroy_process_group()
+def test_cpu_ddp_wrapper_reverts_sync_bn(tmp_path):
+    """The wrapper as Runner.wrap_model builds it, in a 1-process group.
+
+    Runs in its own process: a process group is global state, and tearing
+    one down inside the test session can hang gloo's destructor.
+    """
+    env = dict(os.environ, RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
+               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
+    proc = subprocess.run([sys.executable, '-c', _WRAPPER_SCRIPT],
+                          env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'wrapper ok' in proc.stdout
