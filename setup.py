@@ -31,7 +31,10 @@ setup(
         'mmcv>=2.0.0rc4,<2.2.0',
         'mmengine>=0.7.0,<1.0.0',
     ],
-    extras_require={'tests': ['pytest']},
+    extras_require={
+        'tests': ['pytest', 'h5py', 'scipy'],
+        'converters': ['h5py', 'scipy'],  # NYUDv2 / SUN RGB-D .mat files
+    },
     license='Apache License 2.0',
     zip_safe=False,
 )

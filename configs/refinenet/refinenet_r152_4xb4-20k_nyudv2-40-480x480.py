@@ -1,0 +1,18 @@
+# 4-cascaded RefineNet (Fig. 2c), ResNet-152, NYUDv2 (40 classes) 480x480, 20k
+# iterations on 4 GPUs x 4 images (Tables 2, 3).
+_base_ = [
+    '../_base_/models/refinenet_r50.py',
+    '../_base_/datasets/nyudv2_40.py', '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_20k.py'
+]
+crop_size = (480, 480)
+data_preprocessor = dict(size=crop_size)
+model = dict(data_preprocessor=data_preprocessor,
+             backbone=dict(
+                 depth=152,
+                 init_cfg=dict(
+                     type='Pretrained',
+                     checkpoint='https://download.pytorch.org/models/'
+                     'resnet152-b121ed2d.pth')),
+             decode_head=dict(num_classes=40))
+train_dataloader = dict(batch_size=4)
