@@ -9,108 +9,10 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 import mmseg_refinenet  # noqa: F401
+from mmseg_refinenet.converters.refinenet import (official_refinenet_shapes,
+                                                  official_to_mmseg_key)
 
 register_all_modules()
-
-RESNET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
-
-
-def official_refinenet_shapes(depth=101, num_classes=21, lightweight=False):
-    """Parameter names and shapes of the released PyTorch RefineNet.
-
-    Written from the published layer layout (torchvision ResNet keys plus
-    ``p_ims1d2_outl*``, ``adapt_stage*``, ``mflow_conv_g*``, ``clf_conv``) of
-    DrSleep/refinenet-pytorch (``rf101``) and, with ``lightweight=True``,
-    DrSleep/light-weight-refinenet (``rf_lw*``).
-    """
-    shapes = {}
-
-    def conv(name, c_out, c_in, k, bias=False):
-        shapes[name + '.weight'] = (c_out, c_in, k, k)
-        if bias:
-            shapes[name + '.bias'] = (c_out, )
-
-    def bn(name, c):
-        shapes[name + '.weight'] = (c, )
-        shapes[name + '.bias'] = (c, )
-
-    conv('conv1', 64, 3, 7)
-    bn('bn1', 64)
-    inplanes = 64
-    for li, (planes, blocks) in enumerate(
-            zip((64, 128, 256, 512), RESNET_LAYERS[depth]), 1):
-        for b in range(blocks):
-            p = f'layer{li}.{b}.'
-            conv(p + 'conv1', planes, inplanes, 1)
-            bn(p + 'bn1', planes)
-            conv(p + 'conv2', planes, planes, 3)
-            bn(p + 'bn2', planes)
-            conv(p + 'conv3', planes * 4, planes, 1)
-            bn(p + 'bn3', planes * 4)
-            if b == 0:
-                conv(p + 'downsample.0', planes * 4, inplanes, 1)
-                bn(p + 'downsample.1', planes * 4)
-            inplanes = planes * 4
-
-    k = 1 if lightweight else 3
-
-    def rcu(prefix, c, n):
-        for i in range(1, n + 1):
-            conv(f'{prefix}.0.{i}_conv', c, c, 3, bias=True)
-            conv(f'{prefix}.0.{i}_conv_relu_varout_dimred', c, c, 3)
-
-    def crp(prefix, c):
-        for i in range(1, 5):
-            conv(f'{prefix}.0.{i}_outvar_dimred', c, c, k)
-
-    for g, (c_in, c_out) in enumerate(
-            [(2048, 512), (1024, 256), (512, 256), (256, 256)], 1):
-        conv(f'p_ims1d2_outl{g}_dimred', c_out, c_in, k)
-        if not lightweight:
-            rcu(f'adapt_stage{g}_b', c_out, 2)
-        if g > 1:
-            conv(f'adapt_stage{g}_b2_joint_varout_dimred', 256, 256, k)
-        crp(f'mflow_conv_g{g}_pool', c_out)
-        if not lightweight:
-            rcu(f'mflow_conv_g{g}_b', c_out, 3)
-        if g < 4:
-            conv(f'mflow_conv_g{g}_b3_joint_varout_dimred', 256, c_out, k)
-    conv('clf_conv', num_classes, 256, 3, bias=True)
-    return shapes
-
-
-def official_to_ours(official_key, lightweight=False):
-    """Map a released RefineNet key to this plugin's EncoderDecoder key."""
-    import re
-    if not re.match(r'(p_ims|adapt_stage|mflow|clf)', official_key):
-        return 'backbone.' + official_key
-    h = 'decode_head.'
-    if official_key.startswith('clf_conv'):
-        return h + official_key.replace('clf_conv', 'conv_seg')
-    m = re.match(r'p_ims1d2_outl(\d)_dimred\.(\w+)', official_key)
-    if m:
-        return h + f'adapt_convs.{4 - int(m[1])}.conv.{m[2]}'
-    m = re.match(r'adapt_stage(\d)_b2_joint_varout_dimred\.(\w+)',
-                 official_key)
-    if m:  # fusion conv of the backbone path of block g
-        return h + f'blocks.{int(m[1]) - 1}.fusion.convs.0.conv.{m[2]}'
-    m = re.match(r'mflow_conv_g(\d)_b3_joint_varout_dimred\.(\w+)',
-                 official_key)
-    if m:  # fusion conv of the previous-block path of block g + 1
-        return h + f'blocks.{int(m[1])}.fusion.convs.1.conv.{m[2]}'
-    m = re.match(r'mflow_conv_g(\d)_pool\.0\.(\d)_outvar_dimred\.(\w+)',
-                 official_key)
-    if m:
-        return h + (f'blocks.{int(m[1]) - 1}.crp.convs.{int(m[2]) - 1}'
-                    f'.conv.{m[3]}')
-    m = re.match(r'(adapt_stage|mflow_conv_g)(\d)_b\.0\.(\d)_conv'
-                 r'(_relu_varout_dimred)?\.(\w+)', official_key)
-    if m:
-        where = 'input_rcus.0' if m[1] == 'adapt_stage' else 'output_rcus'
-        conv = 'conv2' if m[4] else 'conv1'
-        return h + (f'blocks.{int(m[2]) - 1}.{where}.{int(m[3]) - 1}.'
-                    f'{conv}.conv.{m[5]}')
-    raise KeyError(official_key)
 
 
 def build_refinenet(depth=101, num_classes=21, lightweight=False, **head):
@@ -147,7 +49,7 @@ def test_same_parameters_and_layers_as_released_refinenet(depth, lightweight):
     official = official_refinenet_shapes(depth, 21, lightweight)
     assert sum(p.numel() for p in model.parameters()) == sum(
         torch.Size(s).numel() for s in official.values())
-    mapped = {official_to_ours(k, lightweight): s for k, s in official.items()}
+    mapped = {official_to_mmseg_key(k): s for k, s in official.items()}
     assert len(mapped) == len(official)  # one-to-one
     assert mapped == ours
 
