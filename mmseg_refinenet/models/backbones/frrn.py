@@ -48,6 +48,44 @@ def check_stage_spec(spec, name, owner):
     return tuple(stages)
 
 
+def resolve_arch(arch_settings, arch, encoder, decoder, owner):
+    """The validated ``(encoder, decoder)`` stage specs of an FRRN-like net.
+
+    ``arch`` picks a row of ``arch_settings`` (Table 1); ``encoder`` or
+    ``decoder``, when given, override that row's. With ``arch=None`` both
+    must be given. The decoder has one stage fewer than the encoder (the
+    last encoder stage is the bottleneck).
+
+    Returns:
+        tuple: ``(encoder, decoder)``, each a tuple of
+        ``(num_units, channels)`` pairs.
+    """
+    if arch is not None:
+        if arch not in arch_settings:
+            raise ValueError(
+                f'{owner}: invalid arch {arch!r}; expected one of '
+                f'{sorted(arch_settings)} or None (then give encoder and '
+                'decoder)')
+        setting = arch_settings[arch]
+        encoder = setting['encoder'] if encoder is None else encoder
+        decoder = setting['decoder'] if decoder is None else decoder
+    elif encoder is None or decoder is None:
+        raise ValueError(
+            f'{owner}: with arch=None both encoder and decoder must be '
+            'given as ((num_units, channels), ...)')
+    encoder = check_stage_spec(encoder, 'encoder', owner)
+    if isinstance(decoder, (list, tuple)) and len(decoder) == 0:
+        decoder = ()  # a single encoder stage: no decoder
+    else:
+        decoder = check_stage_spec(decoder, 'decoder', owner)
+    if len(decoder) != len(encoder) - 1:
+        raise ValueError(
+            f'{owner}: decoder must have len(encoder) - 1 = '
+            f'{len(encoder) - 1} stages (the last encoder stage is the '
+            f'bottleneck), got {len(decoder)}')
+    return encoder, decoder
+
+
 @MODELS.register_module()
 class FRRN(BaseModule):
     """Full-Resolution Residual Network backbone (FRRN A / FRRN B).
@@ -160,29 +198,8 @@ class FRRN(BaseModule):
                  ]):
         super().__init__(init_cfg=init_cfg)
         owner = type(self).__name__
-        if arch is not None:
-            if arch not in self.arch_settings:
-                raise ValueError(
-                    f'{owner}: invalid arch {arch!r}; expected one of '
-                    f'{sorted(self.arch_settings)} or None (then give '
-                    'encoder and decoder)')
-            setting = self.arch_settings[arch]
-            encoder = setting['encoder'] if encoder is None else encoder
-            decoder = setting['decoder'] if decoder is None else decoder
-        elif encoder is None or decoder is None:
-            raise ValueError(
-                f'{owner}: with arch=None both encoder and decoder must be '
-                'given as ((num_units, channels), ...)')
-        encoder = check_stage_spec(encoder, 'encoder', owner)
-        if isinstance(decoder, (list, tuple)) and len(decoder) == 0:
-            decoder = ()  # a single encoder stage: no decoder
-        else:
-            decoder = check_stage_spec(decoder, 'decoder', owner)
-        if len(decoder) != len(encoder) - 1:
-            raise ValueError(
-                f'{owner}: decoder must have len(encoder) - 1 = '
-                f'{len(encoder) - 1} stages (the last encoder stage is the '
-                f'bottleneck), got {len(decoder)}')
+        encoder, decoder = resolve_arch(self.arch_settings, arch, encoder,
+                                        decoder, owner)
         for name, value in (('in_channels', in_channels),
                             ('base_channels', base_channels),
                             ('residual_channels', residual_channels),

@@ -11,7 +11,7 @@ from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
 from ..blocks.frrn_blocks import ResidualUnit
-from .frrn import FRRN, _check_positive_int, check_stage_spec
+from .frrn import FRRN, _check_positive_int, resolve_arch
 
 
 @MODELS.register_module()
@@ -97,28 +97,8 @@ class FRRNResNetBaseline(BaseModule):
                  ]):
         super().__init__(init_cfg=init_cfg)
         owner = type(self).__name__
-        if arch is not None:
-            if arch not in self.arch_settings:
-                raise ValueError(
-                    f'{owner}: invalid arch {arch!r}; expected one of '
-                    f'{sorted(self.arch_settings)} or None (then give '
-                    'encoder and decoder)')
-            setting = self.arch_settings[arch]
-            encoder = setting['encoder'] if encoder is None else encoder
-            decoder = setting['decoder'] if decoder is None else decoder
-        elif encoder is None or decoder is None:
-            raise ValueError(
-                f'{owner}: with arch=None both encoder and decoder must be '
-                'given as ((num_units, channels), ...)')
-        encoder = check_stage_spec(encoder, 'encoder', owner)
-        if isinstance(decoder, (list, tuple)) and len(decoder) == 0:
-            decoder = ()
-        else:
-            decoder = check_stage_spec(decoder, 'decoder', owner)
-        if len(decoder) != len(encoder) - 1:
-            raise ValueError(
-                f'{owner}: decoder must have len(encoder) - 1 = '
-                f'{len(encoder) - 1} stages, got {len(decoder)}')
+        encoder, decoder = resolve_arch(self.arch_settings, arch, encoder,
+                                        decoder, owner)
         for name, value in (('in_channels', in_channels),
                             ('base_channels', base_channels),
                             ('num_stem_units', num_stem_units)):
