@@ -156,3 +156,16 @@ def test_as_loss_decode_of_a_head(head_cls):
                             brute_force(logits.detach(), label, 20),
                             rel_tol=1e-5)
     losses['loss_boot_ce'].backward()
+
+
+def test_overflowing_pixel_loss_is_not_dropped():
+    """A non-void pixel whose loss overflows float32 must make the loss
+    inf, never be silently left out of the top-k mean."""
+    from mmseg_refinenet.models.losses import bootstrapped_cross_entropy
+    logits = torch.zeros(1, 2, 2, 2)
+    logits[0, 0, 0, 0] = 3e38  # class 0 hugely favoured ...
+    logits[0, 1, 0, 0] = -3e38
+    label = torch.ones(1, 2, 2, dtype=torch.long)  # ... but the label is 1
+    label[0, 1, 1] = 255
+    loss = bootstrapped_cross_entropy(logits, label, k=2)
+    assert torch.isinf(loss) and loss > 0

@@ -43,10 +43,14 @@ def bootstrapped_cross_entropy(cls_score,
     # void pixels get -inf so that they are never among the top k
     pixel_loss = pixel_loss.masked_fill(~valid, float('-inf'))
     top, _ = pixel_loss.topk(min(k, pixel_loss.shape[1]), dim=1)
-    top_valid = torch.isfinite(top)
+    # the first min(k, #non-void) entries of each row are the non-void ones;
+    # select by count, not by finiteness, so that a pixel loss that
+    # overflowed to +inf makes the loss inf instead of being dropped
+    num_selected = valid.sum(dim=1).clamp(max=top.shape[1])
+    positions = torch.arange(top.shape[1], device=top.device)
+    top_valid = positions[None, :] < num_selected[:, None]
     top = torch.where(top_valid, top, torch.zeros_like(top))
-    num_selected = top_valid.sum(dim=1).clamp(min=1)
-    per_image = top.sum(dim=1) / num_selected
+    per_image = top.sum(dim=1) / num_selected.clamp(min=1)
     if reduction == 'none':
         return per_image
     if reduction == 'sum':
