@@ -48,17 +48,10 @@ from collections import OrderedDict, deque
 import numpy as np
 import torch
 
-#: Table 1 of the paper; the same stages as ``FRRN.arch_settings``.
-ARCH_SETTINGS = {
-    'A':
-    dict(
-        encoder=((3, 96), (4, 192), (2, 384), (2, 384)),
-        decoder=((2, 192), (2, 192), (2, 96))),
-    'B':
-    dict(
-        encoder=((3, 96), (4, 192), (2, 384), (2, 384), (2, 384)),
-        decoder=((2, 192), (2, 192), (2, 192), (2, 96))),
-}
+from ..models.backbones.frrn import FRRN
+
+#: Table 1 of the paper, as the backbone defines it.
+ARCH_SETTINGS = FRRN.arch_settings
 
 
 class _Layer:

@@ -10,13 +10,7 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
-from ..blocks.frrn_blocks import FRRU, ResidualUnit
-
-
-def _check_positive_int(value, name, owner):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f'{owner}: {name} must be a positive int, got {value!r}')
+from ..blocks.frrn_blocks import FRRU, ResidualUnit, _check_positive_int
 
 
 def check_stage_spec(spec, name, owner):

@@ -10,8 +10,8 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
-from ..blocks.frrn_blocks import ResidualUnit
-from .frrn import FRRN, _check_positive_int, resolve_arch
+from ..blocks.frrn_blocks import ResidualUnit, _check_positive_int
+from .frrn import FRRN, resolve_arch
 
 
 @MODELS.register_module()

@@ -15,6 +15,7 @@ from torch import Tensor
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from ..blocks import RefineNetBlock
+from ..blocks.refinenet_blocks import _check_width
 
 
 @MODELS.register_module()
@@ -120,9 +121,7 @@ class RefineNetHead(BaseDecodeHead):
         super().__init__(dropout_ratio=dropout_ratio, **kwargs)
         num_inputs = len(self.in_channels)
         for i, c in enumerate(self.in_channels):
-            if not isinstance(c, int) or c < 1:
-                raise ValueError(f'in_channels[{i}] must be a positive '
-                                 f'integer, got {c!r}')
+            _check_width(f'in_channels[{i}]', c)
 
         if adapt_channels is None:
             adapt_channels = [self.channels] * (num_inputs - 1) + [
@@ -135,9 +134,7 @@ class RefineNetHead(BaseDecodeHead):
                 f'head takes {num_inputs} inputs (in_index={self.in_index}); '
                 'give one width per input')
         for i, c in enumerate(adapt_channels):
-            if not isinstance(c, int) or c < 1:
-                raise ValueError(f'adapt_channels[{i}] must be a positive '
-                                 f'integer, got {c!r}')
+            _check_width(f'adapt_channels[{i}]', c)
 
         if cascade is None:
             cascade = [[i] for i in reversed(range(num_inputs))]
