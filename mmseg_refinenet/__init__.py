@@ -15,6 +15,7 @@ from .version import __version__
 register_checkpoint_loader()
 
 from . import datasets  # noqa: E402,F401  (registers datasets/transforms)
+from . import engine  # noqa: E402,F401  (registers AtomicCheckpointHook)
 from . import evaluation  # noqa: E402,F401  (registers metrics)
 from . import models  # noqa: E402,F401  (registers models)
 

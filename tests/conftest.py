@@ -7,6 +7,7 @@ fixtures here instead of being imported as ``tests.xxx``.
 """
 import os
 import os.path as osp
+import socket
 
 import pytest
 import torch
@@ -31,3 +32,57 @@ def camvid_root():
         pytest.skip(f'CamVid not found at {osp.abspath(CAMVID_ROOT)} '
                     '(set CAMVID_ROOT to its folder to run this test)')
     return osp.abspath(CAMVID_ROOT)
+
+
+@pytest.fixture(scope='session')
+def synthetic_data_root(tmp_path_factory):
+    """A generated dataset in MMSeg's layout for the tests that run the
+    training tools: 8 training and 4 validation images of 64x64 (seed 0)."""
+    from mmseg_refinenet.datasets import generate_synthetic_dataset
+    root = str(tmp_path_factory.mktemp('synthetic'))
+    return generate_synthetic_dataset(
+        root, num_train=8, num_val=4, size=(64, 64), seed=0)
+
+
+def _short_schedule_options(data_root, max_iters, ckpt_interval,
+                            val_interval=None):
+    """``--cfg-options`` values (without the flag) that cut the quick-start
+    config (or one based on it) down to ``max_iters`` iterations at batch
+    size 2 on ``data_root``, with a checkpoint every ``ckpt_interval`` and a
+    validation every ``val_interval`` (default: at the end) iterations.
+
+    ``data_root`` of the config is substituted into the dataloaders when the
+    config is loaded, so each dataloader's ``data_root`` is set explicitly.
+    """
+    return [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        'train_dataloader.batch_size=2',
+        f'train_cfg.max_iters={max_iters}',
+        f'train_cfg.val_interval={val_interval or max_iters}',
+        f'param_scheduler.0.end={max_iters}',
+        f'default_hooks.checkpoint.interval={ckpt_interval}',
+        'default_hooks.logger.interval=1',
+    ]
+
+
+@pytest.fixture(scope='session')
+def short_schedule_options():
+    """The function ``(data_root, max_iters, ckpt_interval,
+    val_interval=None) -> list[str]`` of ``--cfg-options`` values for a
+    short training run (see :func:`_short_schedule_options`)."""
+    return _short_schedule_options
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='session')
+def free_port():
+    """The function ``() -> int`` that returns a free local TCP port (for
+    the ``PORT`` of ``tools/dist_*.sh``)."""
+    return _free_port

@@ -17,8 +17,6 @@ import sys
 import pytest
 import torch
 
-from mmseg_refinenet.datasets import generate_synthetic_dataset
-
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(REPO_ROOT, 'tools', 'train.py')
 QUICKSTART = osp.join(REPO_ROOT, 'configs', 'quickstart',
@@ -38,29 +36,15 @@ model = dict(
 """
 
 
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('synthetic'))
-    return generate_synthetic_dataset(root, num_train=8, num_val=2,
-                                      size=(64, 64), seed=0)
-
-
-def _options(data_root):
-    options = [f'{name}_dataloader.dataset.data_root={data_root}'
-               for name in ('train', 'val', 'test')]
-    return options + [
-        f'train_cfg.max_iters={MAX_ITERS}',
-        f'train_cfg.val_interval={MAX_ITERS}',
-        f'default_hooks.checkpoint.interval={MAX_ITERS}',
-        f'param_scheduler.0.end={MAX_ITERS}',
-        'default_hooks.logger.interval=1',
-        'randomness.seed=0',
-        'randomness.deterministic=True',
-        'train_dataloader.batch_size=2',
+@pytest.fixture
+def options(synthetic_data_root, short_schedule_options):
+    return [
+        *short_schedule_options(synthetic_data_root, MAX_ITERS, MAX_ITERS),
+        'randomness.seed=0', 'randomness.deterministic=True'
     ]
 
 
-def _train_twice(config, tmp_path, data_root):
+def _train_twice(config, tmp_path, options):
     """Start both trainings at once (one thread each: 2-core machines)."""
     env = dict(os.environ, PYTHONHASHSEED='0', OMP_NUM_THREADS='1',
                MKL_NUM_THREADS='1')
@@ -68,7 +52,7 @@ def _train_twice(config, tmp_path, data_root):
     procs = [
         subprocess.Popen(
             [sys.executable, TRAIN, config, '--work-dir', work_dir,
-             '--cfg-options', *_options(data_root)],
+             '--cfg-options', *options],
             cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True) for work_dir in work_dirs
     ]
@@ -93,9 +77,9 @@ def _read_run(work_dir):
     return losses, ckpt['state_dict']
 
 
-def _check_identical(config, tmp_path, data_root):
+def _check_identical(config, tmp_path, options):
     (losses_a, state_a), (losses_b, state_b) = _train_twice(
-        config, tmp_path, data_root)
+        config, tmp_path, options)
     assert [step for step, _ in losses_a] == list(range(1, MAX_ITERS + 1))
     assert all(torch.isfinite(torch.tensor(loss)) for _, loss in losses_a)
     assert losses_a == losses_b  # exact, not approx
@@ -106,11 +90,11 @@ def _check_identical(config, tmp_path, data_root):
     assert not different, f'weights differ between runs: {different}'
 
 
-def test_refinenet_training_is_deterministic(tmp_path, data_root):
-    _check_identical(QUICKSTART, tmp_path, data_root)
+def test_refinenet_training_is_deterministic(tmp_path, options):
+    _check_identical(QUICKSTART, tmp_path, options)
 
 
-def test_frrn_training_is_deterministic(tmp_path, data_root):
+def test_frrn_training_is_deterministic(tmp_path, options):
     config = tmp_path / 'frrn_tiny_synthetic-64x64.py'
     config.write_text(FRRN_CONFIG.format(base=QUICKSTART))
-    _check_identical(str(config), tmp_path, data_root)
+    _check_identical(str(config), tmp_path, options)

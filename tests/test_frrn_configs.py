@@ -62,9 +62,15 @@ def test_config_builds_trains_and_predicts(path):
     assert test_types.index('LoadAnnotations') > test_types.index('Resize')
     assert cfg.train_dataloader.batch_size == 3
     assert cfg.optim_wrapper.optimizer.type == 'Adam'
-    assert cfg.optim_wrapper.optimizer.lr == 1e-3
-    assert cfg.param_scheduler[0].milestones == [35000]
-    assert cfg.train_cfg.max_iters == 45000
+    if '-released_' in osp.basename(path):
+        # fine-tuning from the official weights at the final paper lr
+        assert cfg.load_from.startswith('checkpoints/released/')
+        assert cfg.optim_wrapper.optimizer.lr == 1e-4
+        assert cfg.train_cfg.max_iters == 10000
+    else:
+        assert cfg.optim_wrapper.optimizer.lr == 1e-3
+        assert cfg.param_scheduler[0].milestones == [35000]
+        assert cfg.train_cfg.max_iters == 45000
 
     # training step on a tiny input, 60x120 padded to the divisor
     model.train()

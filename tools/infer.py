@@ -123,15 +123,13 @@ def check_device(device):
 
 
 def load_config(path):
-    from mmengine.config import Config
+    """The config, with a ``test_pipeline`` for MMSeg's inferencer."""
+    from mmseg_refinenet.apis import SegmentorLoadError
+    from mmseg_refinenet.apis import load_config as read_config
     try:
-        cfg = Config.fromfile(osp.abspath(path))
-    except Exception as err:
-        raise InferError(f'config file {path!r} could not be loaded '
-                         f'({type(err).__name__}: {first_line(err)})')
-    if 'model' not in cfg:
-        raise InferError(f'config file {path!r} defines no `model`; expected '
-                         'a model config')
+        cfg = read_config(path)
+    except SegmentorLoadError as err:
+        raise InferError(str(err))
     if 'test_pipeline' not in cfg:
         try:
             cfg.test_pipeline = cfg.test_dataloader.dataset.pipeline
@@ -140,81 +138,6 @@ def load_config(path):
                              '`test_pipeline`; expected one that loads an '
                              'image and packs it (PackSegInputs)')
     return cfg
-
-
-def first_line(err):
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else ''
-
-
-def read_checkpoint(path):
-    """The checkpoint's state dict and ``meta`` (empty if it has none)."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    try:
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    except Exception as err:
-        raise InferError(f'checkpoint file {path!r} could not be read '
-                         f'({type(err).__name__}); expected a torch '
-                         'checkpoint (.pth)')
-    if not isinstance(ckpt, dict):
-        raise InferError(f'checkpoint file {path!r} holds a '
-                         f'{type(ckpt).__name__}; expected a dict with a '
-                         'state_dict')
-    state = ckpt.get('state_dict', ckpt)
-    meta = ckpt.get('meta', {}) if 'state_dict' in ckpt else {}
-    if not isinstance(state, dict) or not all(
-            isinstance(k, str) for k in state):
-        raise InferError(f'checkpoint file {path!r} has no state dict of '
-                         'tensors; expected a model checkpoint')
-    return state, meta if isinstance(meta, dict) else {}
-
-
-def load_weights(model, state, path, config_path):
-    """Load ``state`` into ``model``, refusing keys that do not match."""
-    state = {(k[len('module.'):] if k.startswith('module.') else k): v
-             for k, v in state.items()}
-    expected = model.state_dict()
-    missing = [
-        k for k in expected
-        if k not in state and not k.endswith('num_batches_tracked')
-    ]
-    unexpected = [k for k in state if k not in expected]
-    wrong_shape = [
-        k for k in expected if k in state and hasattr(state[k], 'shape')
-        and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    if missing or unexpected or wrong_shape:
-        problems = []
-        for what, keys in (('missing', missing), ('unexpected', unexpected),
-                           ('of another shape', wrong_shape)):
-            if keys:
-                problems.append(f'{len(keys)} keys {what} (e.g. {keys[0]})')
-        raise InferError(f'checkpoint file {path!r} does not fit the model '
-                         f'of {config_path!r}: {", ".join(problems)}; '
-                         'expected a checkpoint of this config')
-    model.load_state_dict(state, strict=False)
-
-
-def dataset_meta(meta, cfg, num_classes):
-    """Class names and RGB palette: checkpoint meta, else config metainfo."""
-    import numpy as np
-    info = meta.get('dataset_meta') or {}
-    if not info.get('classes'):
-        info = cfg.get('metainfo') or {}
-    if not info.get('classes'):
-        try:
-            info = cfg.test_dataloader.dataset.metainfo or {}
-        except (AttributeError, KeyError):
-            info = {}
-    classes = [str(c) for c in (info.get('classes') or [])][:num_classes]
-    classes += [f'class {i}' for i in range(len(classes), num_classes)]
-    palette = [list(c)[:3] for c in (info.get('palette') or [])]
-    palette = palette[:num_classes]
-    # the same fill-in as MMSeg's visualizer: random but reproducible
-    rng = np.random.RandomState(42)
-    extra = rng.randint(0, 255, size=(num_classes, 3)).tolist()
-    palette += extra[len(palette):]
-    return classes, np.array(palette, dtype=np.uint8)
 
 
 def write_png(path, array):
@@ -282,26 +205,24 @@ def run(args):
     import mmseg_refinenet  # noqa: F401 (checkpoint loader, modules)
     import numpy as np
     from mmengine.utils import ProgressBar
-    from mmseg.apis import inference_model, init_model
+    from mmseg.apis import inference_model
 
+    from mmseg_refinenet.apis import (SegmentorLoadError, build_segmentor,
+                                      dataset_meta, load_weights)
     cfg = load_config(args.config)
-    state, meta = read_checkpoint(args.checkpoint)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', UserWarning)  # loss deprecations
-            model = init_model(cfg, None, device='cpu')
-    except Exception as err:
-        raise InferError(f'the model of config file {args.config!r} could '
-                         f'not be built ({type(err).__name__}: '
-                         f'{first_line(err)})')
-    load_weights(model, state, args.checkpoint, args.config)
+        model = build_segmentor(cfg, args.config)
+        meta = load_weights(model, args.checkpoint, args.config)
+    except SegmentorLoadError as err:
+        raise InferError(str(err))
     model.to(device)
     num_classes = model.decode_head.num_classes
     if num_classes > 256:
         raise InferError(f'the model predicts {num_classes} classes; an '
                          '8-bit class map holds at most 256')
-    classes, palette = dataset_meta(meta, cfg, num_classes)
-    model.dataset_meta = dict(classes=classes, palette=palette.tolist())
+    model.dataset_meta = dataset_meta(meta, cfg, num_classes)
+    classes = model.dataset_meta['classes']
+    palette = np.array(model.dataset_meta['palette'], dtype=np.uint8)
     palette_bgr = palette[:, ::-1]
 
     os.makedirs(args.out_dir, exist_ok=True)

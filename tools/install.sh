@@ -6,7 +6,8 @@
 #
 #   PYTHON=/path/to/python bash tools/install.sh [--tests]
 #
-# --tests also installs what the test suite needs (pytest; h5py and scipy,
+# --tests also installs what the test suite needs (pytest; onnx, onnxruntime
+# and onnxscript for the ONNX export; model-index, the parser of `mim search`; h5py and scipy,
 # which the NYUDv2 and SUN RGB-D converters read MATLAB files with).
 # A prebuilt mmcv wheel in $MMCV_WHEEL_DIR (default ../shared/wheels) is used
 # as a cache when it exists; without it mmcv is compiled (~25 min, 2 cores).
@@ -39,6 +40,6 @@ echo '[install] mmseg_refinenet (editable)'
 "${PIP[@]}" -q --no-build-isolation -e .
 if [ "${1:-}" = "--tests" ]; then
   echo '[install] test requirements'
-  "${PIP[@]}" -q pytest h5py scipy
+  "${PIP[@]}" -q pytest h5py scipy onnx onnxruntime onnxscript model-index
 fi
 "$PY" -c 'import mmseg.models, mmseg_refinenet; print("[install] ready: mmseg_refinenet", mmseg_refinenet.__version__)'

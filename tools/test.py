@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import os
 import os.path as osp
+import shutil
 import sys
 
 from mmengine.config import DictAction
@@ -81,6 +82,24 @@ def parse_args(argv=None):
     return parser, args
 
 
+def check_checkpoint(cfg, args, parser):
+    """Refuse a checkpoint that does not fit the config's model.
+
+    MMEngine's ``load_from`` only logs missing or unexpected keys, so a
+    checkpoint of another model would be evaluated with random layers.
+    The model is built once more here (no pretrained download) and the
+    checkpoint's keys and shapes are compared before anything runs.
+    """
+    from mmseg_refinenet.apis import (SegmentorLoadError, build_segmentor,
+                                      load_weights)
+    try:
+        load_weights(
+            build_segmentor(cfg.copy(), args.config), args.checkpoint,
+            args.config)
+    except SegmentorLoadError as err:
+        parser.error(str(err))
+
+
 def trigger_visualization_hook(cfg, args, parser):
     default_hooks = cfg.default_hooks
     if 'visualization' not in default_hooks:
@@ -107,8 +126,10 @@ def main(argv=None):
     if importlib.util.find_spec('mmseg_refinenet') is None:
         sys.path.insert(0, REPO_ROOT)
     from mmengine.config import Config
+    from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
+    from mmseg_refinenet.apis import data_error_message
     from mmseg_refinenet.utils import setup_cpu_distributed
 
     # load config (MMEngine resolves `_base_` relative to the config file)
@@ -125,6 +146,7 @@ def main(argv=None):
                                 osp.splitext(osp.basename(args.config))[0])
 
     cfg.load_from = args.checkpoint
+    check_checkpoint(cfg, args, parser)
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args, parser)
@@ -138,9 +160,12 @@ def main(argv=None):
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
 
-    # add output_dir in metric
+    # add output_dir in metric; predictions go to a staging folder that
+    # replaces --out's files only once the whole test set went through
+    stage = None
     if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
+        stage = osp.abspath(args.out.rstrip('/\\')) + '.partial'
+        cfg.test_evaluator['output_dir'] = stage
         cfg.test_evaluator['keep_results'] = True
 
     # several processes without CUDA: gloo, CPU DDP wrapper, no SyncBN
@@ -150,7 +175,29 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
 
     # start testing
-    runner.test()
+    try:
+        runner.test()
+    except BaseException as err:
+        if stage is not None and is_main_process():
+            shutil.rmtree(stage, ignore_errors=True)
+        message = data_error_message(err)
+        if message is None:
+            raise
+        sys.stderr.write(f'error: {message}\n')
+        sys.exit(2)
+    if stage is not None and is_main_process():
+        publish(stage, args.out)
+
+
+def publish(stage, out):
+    """Move every file of ``stage`` into ``out`` (created if missing)."""
+    os.makedirs(out, exist_ok=True)
+    for root, _, files in os.walk(stage):
+        target = osp.join(out, osp.relpath(root, stage))
+        os.makedirs(target, exist_ok=True)
+        for name in files:
+            os.replace(osp.join(root, name), osp.join(target, name))
+    shutil.rmtree(stage, ignore_errors=True)
 
 
 if __name__ == '__main__':

@@ -77,6 +77,29 @@ def parse_args(argv=None):
     return parser, args
 
 
+def reuse_checkpoint_seed(cfg):
+    """On resume without a fixed seed, take the seed of the first run.
+
+    MMEngine draws a random seed when ``randomness.seed`` is unset and
+    builds the data sampler with it before it reads the checkpoint, so a
+    resumed run would see another data order. The seed is stored in the
+    checkpoint's ``meta``; using it again makes the resumed run continue
+    the interrupted one exactly (see AtomicCheckpointHook).
+    """
+    from mmengine.runner import find_latest_checkpoint
+
+    from mmseg_refinenet.utils import load_local_checkpoint
+    if (cfg.get('randomness') or {}).get('seed') is not None:
+        return
+    ckpt = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
+    if not ckpt or '://' in ckpt or not osp.isfile(ckpt):
+        return  # MMEngine reports a missing file / starts from scratch
+    seed = (load_local_checkpoint(ckpt, map_location='cpu').get('meta')
+            or {}).get('seed')
+    if seed is not None:
+        cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
+
+
 def main(argv=None):
     parser, args = parse_args(argv)
 
@@ -90,6 +113,7 @@ def main(argv=None):
     from mmengine.runner import Runner
     from mmseg.registry import RUNNERS
 
+    from mmseg_refinenet.apis import data_error_message
     from mmseg_refinenet.utils import setup_cpu_distributed
 
     # load config (MMEngine resolves `_base_` relative to the config file)
@@ -130,6 +154,11 @@ def main(argv=None):
         cfg.load_from = args.resume_from
     else:
         cfg.resume = args.resume
+    if cfg.resume:
+        try:
+            reuse_checkpoint_seed(cfg)
+        except (RuntimeError, FileNotFoundError) as err:  # corrupt file
+            parser.error(str(err))
 
     # several processes without CUDA: gloo, CPU DDP wrapper, no SyncBN
     setup_cpu_distributed(cfg)
@@ -140,7 +169,16 @@ def main(argv=None):
     else:
         runner = RUNNERS.build(cfg)
 
-    runner.train()
+    try:
+        runner.train()
+    except Exception as err:  # noqa: B902
+        # a corrupt image or broken dataset folder: one line naming the
+        # file instead of a traceback from the data pipeline
+        message = data_error_message(err)
+        if message is None:
+            raise
+        sys.stderr.write(f'error: {message}\n')
+        sys.exit(2)
 
 
 if __name__ == '__main__':

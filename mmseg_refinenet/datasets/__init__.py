@@ -1,3 +1,4 @@
+from .base_dataset import StrictSegDataset
 from .camvid import CamVidDataset
 from .nyudv2 import NYUDv2Dataset
 from .pascal_person_part import PascalPersonPartDataset
@@ -7,5 +8,6 @@ from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'SYNTHETIC_METAINFO', 'generate_synthetic_dataset', 'CamVidDataset',
-    'NYUDv2Dataset', 'PascalPersonPartDataset', 'SUNRGBDDataset'
+    'NYUDv2Dataset', 'PascalPersonPartDataset', 'SUNRGBDDataset',
+    'StrictSegDataset'
 ]

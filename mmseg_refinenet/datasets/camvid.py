@@ -1,10 +1,10 @@
 """CamVid, 11 classes, as split and relabelled for SegNet."""
-from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+from .base_dataset import StrictSegDataset
 
 
 @DATASETS.register_module()
-class CamVidDataset(BaseSegDataset):
+class CamVidDataset(StrictSegDataset):
     """CamVid, 11 classes + void (367 train / 101 val / 233 test images).
 
     Brostow et al., "Semantic object classes in video: a high-definition
@@ -16,6 +16,10 @@ class CamVidDataset(BaseSegDataset):
         ann_dir/{train,val,test}/<stem>.png   class index 0..10, 255 = void
 
     SegNet's void value 11 becomes the ignore index 255.
+
+    An empty or missing folder, an image without its label file and an
+    unreadable image or label file raise an error naming the folder or file
+    (:class:`StrictSegDataset`).
 
     Args:
         img_suffix (str): Suffix of images. Default: '.png'.

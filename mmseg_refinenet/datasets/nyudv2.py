@@ -1,10 +1,10 @@
 """NYUDv2 with the 40-class labels of Gupta et al. (CVPR 2013)."""
-from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+from .base_dataset import StrictSegDataset
 
 
 @DATASETS.register_module()
-class NYUDv2Dataset(BaseSegDataset):
+class NYUDv2Dataset(StrictSegDataset):
     """NYU Depth v2, 40 classes (795 train / 654 test images), RGB only.
 
     The 1449 labelled frames of Silberman et al. (ECCV 2012) with the
@@ -18,6 +18,10 @@ class NYUDv2Dataset(BaseSegDataset):
     where ``NNNN`` is the 1-based frame index in the ``.mat`` file. Labels are
     already zero-based, so ``reduce_zero_label`` stays False and unlabelled
     pixels are skipped through ``ignore_index=255``.
+
+    An empty or missing folder, an image without its label file and an
+    unreadable image or label file raise an error naming the folder or file
+    (:class:`StrictSegDataset`).
 
     Args:
         img_suffix (str): Suffix of images. Default: '.png'.

@@ -1,10 +1,10 @@
 """PASCAL-Person-Part: six human parts and background."""
-from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+from .base_dataset import StrictSegDataset
 
 
 @DATASETS.register_module()
-class PascalPersonPartDataset(BaseSegDataset):
+class PascalPersonPartDataset(StrictSegDataset):
     """PASCAL-Person-Part, 7 classes (1717 train / 1818 test images).
 
     Chen et al., "Detect what you can: detecting and representing objects
@@ -18,6 +18,10 @@ class PascalPersonPartDataset(BaseSegDataset):
 
     Background is a real class (index 0), so ``reduce_zero_label`` stays
     False.
+
+    An empty or missing folder, an image without its label file and an
+    unreadable image or label file raise an error naming the folder or file
+    (:class:`StrictSegDataset`).
 
     Args:
         img_suffix (str): Suffix of images. Default: '.jpg'.

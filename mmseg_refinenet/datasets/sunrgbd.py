@@ -1,10 +1,10 @@
 """SUN RGB-D with the 37-class labels of the official toolbox."""
-from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+from .base_dataset import StrictSegDataset
 
 
 @DATASETS.register_module()
-class SUNRGBDDataset(BaseSegDataset):
+class SUNRGBDDataset(StrictSegDataset):
     """SUN RGB-D, 37 classes (5285 train / 5050 test images), RGB only.
 
     Song et al., "SUN RGB-D: A RGB-D scene understanding benchmark suite",
@@ -18,6 +18,10 @@ class SUNRGBDDataset(BaseSegDataset):
     where ``NNNNN`` is the 1-based index of the frame in ``SUNRGBDMeta.mat``.
     Labels are already zero-based, so ``reduce_zero_label`` stays False and
     unlabelled pixels are skipped through ``ignore_index=255``.
+
+    An empty or missing folder, an image without its label file and an
+    unreadable image or label file raise an error naming the folder or file
+    (:class:`StrictSegDataset`).
 
     Args:
         img_suffix (str): Suffix of images. Default: '.jpg'.

@@ -1,9 +1,12 @@
-from .checkpoint import load_local_checkpoint, register_checkpoint_loader
+from .checkpoint import (CheckpointMismatchError, check_state_dict_fits,
+                         load_checkpoint_strict, load_local_checkpoint,
+                         register_checkpoint_loader)
 from .dist import (CPUDistributedDataParallel, init_cpu_dist,
                    is_cpu_distributed, setup_cpu_distributed)
 
 __all__ = [
-    'load_local_checkpoint', 'register_checkpoint_loader',
-    'CPUDistributedDataParallel', 'init_cpu_dist', 'is_cpu_distributed',
-    'setup_cpu_distributed'
+    'CheckpointMismatchError', 'check_state_dict_fits',
+    'load_checkpoint_strict', 'load_local_checkpoint',
+    'register_checkpoint_loader', 'CPUDistributedDataParallel',
+    'init_cpu_dist', 'is_cpu_distributed', 'setup_cpu_distributed'
 ]

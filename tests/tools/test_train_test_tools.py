@@ -10,7 +10,6 @@ iterations at batch size 2. The distributed tests start 2 processes with
 import os
 import os.path as osp
 import re
-import socket
 import subprocess
 import sys
 
@@ -18,7 +17,6 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_refinenet.datasets import generate_synthetic_dataset
 from mmseg_refinenet.utils import load_local_checkpoint, setup_cpu_distributed
 from mmseg_refinenet.utils import dist as dist_utils
 
@@ -80,26 +78,6 @@ model = dict(backbone=dict(norm_cfg=dict(type='SyncBN', requires_grad=True)))
 '''
 
 
-def data_options(data_root, max_iters, ckpt_interval):
-    """--cfg-options for the generated data and a short schedule.
-
-    ``data_root`` of the config is substituted into the dataloaders when the
-    config is loaded, so each dataloader's ``data_root`` is set explicitly.
-    """
-    return [
-        '--cfg-options',
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
-        'train_dataloader.batch_size=2',
-        f'train_cfg.max_iters={max_iters}',
-        f'train_cfg.val_interval={max_iters}',
-        f'param_scheduler.0.end={max_iters}',
-        f'default_hooks.checkpoint.interval={ckpt_interval}',
-        'default_hooks.logger.interval=1',
-    ]
-
-
 def run(cmd, cwd, env=None, check=True):
     """Run ``cmd`` like a user would; fail with its output if it fails."""
     full_env = dict(os.environ)
@@ -118,12 +96,6 @@ def run(cmd, cwd, env=None, check=True):
     return proc
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def miou(text):
     """The last mIoU that the runner logged."""
     values = re.findall(r'mIoU: (\d+\.\d+)', text)
@@ -136,14 +108,26 @@ def ckpt_iter(path):
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('synthetic')
-    return generate_synthetic_dataset(
-        str(root), num_train=8, num_val=4, size=(64, 64))
+def data_root(synthetic_data_root):
+    return synthetic_data_root
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, data_root):
+def data_options(short_schedule_options):
+    """``(data_root, max_iters, ckpt_interval) -> ['--cfg-options', ...]``
+    for the generated data and a short schedule."""
+
+    def options(data_root, max_iters, ckpt_interval):
+        return [
+            '--cfg-options',
+            *short_schedule_options(data_root, max_iters, ckpt_interval)
+        ]
+
+    return options
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, data_root, data_options):
     """Train 4 iterations, then resume to 6: the work dir and outputs."""
     cwd = str(tmp_path_factory.mktemp('cwd'))
     # relative config path from outside the repository, default work dir
@@ -191,7 +175,7 @@ def test_resume_continues_to_new_max_iters(trained):
         assert f.read().strip().endswith('iter_6.pth')
 
 
-def test_resume_from_path(trained, data_root, tmp_path):
+def test_resume_from_path(trained, data_root, data_options, tmp_path):
     work_dir = str(tmp_path / 'work')
     proc = run([
         sys.executable, TRAIN, CONFIG, '--work-dir', work_dir,
@@ -250,7 +234,9 @@ def test_tta_without_tta_pipeline_is_a_clear_error(trained, tmp_path):
     assert 'Traceback' not in proc.stderr
 
 
-def test_dist_train_and_test_two_cpu_processes(trained, data_root, tmp_path):
+def test_dist_train_and_test_two_cpu_processes(trained, data_root,
+                                               data_options, free_port,
+                                               tmp_path):
     (tmp_path / 'rank_dump_hook.py').write_text(RANK_DUMP_HOOK)
     config = tmp_path / 'dist_config.py'
     config.write_text(DIST_CONFIG.format(base=CONFIG))
@@ -389,7 +375,7 @@ print('wrapper ok')
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
-def test_cpu_ddp_wrapper_reverts_sync_bn(tmp_path):
+def test_cpu_ddp_wrapper_reverts_sync_bn(tmp_path, free_port):
     """The wrapper as Runner.wrap_model builds it, in a 1-process group.
 
     Runs in its own process: a process group is global state, and tearing

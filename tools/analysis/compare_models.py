@@ -35,51 +35,25 @@ Measurements (the first config is the reference of the ratios):
   activations but not the weights already resident.
 
 The data preprocessor (normalisation, padding) is not part of the
-measurements: the model gets a ready NCHW tensor.
+measurements: the model gets a ready NCHW tensor. The measurements are
+``mmseg_refinenet/utils/benchmark.py``, shared with
+``benchmarks/benchmark_models.py`` (which adds mixed precision,
+channels_last, best-batch throughput and the issue's model list).
 """
-import argparse
-import ctypes
 import gc
 import json
-import logging
 import os
 import os.path as osp
-import statistics
 import sys
-import threading
-import time
-import warnings
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-# Library notices that say nothing about the comparison.
-for _message in ('pkg_resources is deprecated', '``build_loss`` would be',
-                 'Default ``avg_non_ignore``'):
-    warnings.filterwarnings('ignore', message=_message)
+from mmseg_refinenet.utils.cli import (  # noqa: E402
+    OneLineArgumentParser, fail, positive_int, silence_library_notices)
 
-METRICS = [
-    # key, label, unit, higher is better
-    ('params_m', 'Params', 'M', False),
-    ('gflops', 'FLOPs', 'G', False),
-    ('latency_ms', 'Latency', 'ms', False),
-    ('throughput_img_s', 'Throughput', 'img/s', True),
-    ('train_step_ms', 'Train step', 'ms', False),
-    ('peak_train_mem_mb', 'Peak train mem', 'MB', False),
-]
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """Reports wrong arguments on one line, with exit status 2."""
-
-    def error(self, message):
-        fail(message)
-
-
-def fail(message, status=2):
-    sys.stderr.write(f'error: {message}\n')
-    sys.exit(status)
+silence_library_notices()
 
 
 def progress(message):
@@ -87,18 +61,8 @@ def progress(message):
     sys.stderr.flush()
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'not an integer: {text!r}')
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be positive: {text!r}')
-    return value
-
-
 def parse_args(argv=None):
-    parser = _ArgumentParser(description=__doc__.split('\n')[0])
+    parser = OneLineArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', metavar='CONFIG',
                         help='config files or mmseg::path/to/config.py')
     parser.add_argument('--shape', type=positive_int, nargs=2,
@@ -121,228 +85,26 @@ def parse_args(argv=None):
     return args
 
 
-def resolve_config(path):
-    """Returns the file of ``path``, resolving ``package::rel/path.py``."""
-    if '::' in path:
-        from mmengine.config.utils import _get_package_and_cfg_path
-        from mmengine.utils import get_installed_path, is_installed
-        try:
-            package, rel = _get_package_and_cfg_path(path)
-        except Exception as e:  # malformed scope
-            fail(f'bad config {path!r}: {e}')
-        if not is_installed(package):
-            fail(f'config {path!r}: package {package!r} is not installed')
-        cfg_file = osp.join(get_installed_path(package), '.mim', 'configs',
-                            rel)
-        if not osp.isfile(cfg_file):
-            fail(f'config {path!r} not found (looked for {cfg_file})')
-        return cfg_file
-    if not osp.isfile(path):
-        fail(f'config file not found: {path}')
-    return path
-
-
-def strip_pretrained(node):
-    """Removes pretrained weights and Pretrained init_cfgs in place."""
-    if isinstance(node, dict):
-        if 'pretrained' in node:
-            node['pretrained'] = None
-        init = node.get('init_cfg')
-        if isinstance(init, dict) and init.get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        elif isinstance(init, list):
-            node['init_cfg'] = [
-                c for c in init
-                if not (isinstance(c, dict) and c.get('type') == 'Pretrained')
-            ] or None
-        for value in node.values():
-            strip_pretrained(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            strip_pretrained(value)
+def _benchmark():
+    """The shared measurement functions (imports MMSeg and the plugin)."""
+    from mmseg_refinenet.utils import benchmark
+    return benchmark
 
 
 def load_config(path):
-    from mmengine.config import Config
+    bm = _benchmark()
     try:
-        cfg = Config.fromfile(resolve_config(path))
-    except SystemExit:
-        raise
-    except Exception as e:
-        fail(f'cannot read config {path}: {type(e).__name__}: {e}')
-    if 'model' not in cfg:
-        fail(f'config {path} has no model')
-    return cfg
+        return bm.load_config(path)
+    except bm.BenchmarkError as e:
+        fail(str(e))
 
 
 def build_model(cfg, path, device):
-    import torch
-    from mmengine.model import revert_sync_batchnorm
-    from mmseg.registry import MODELS
-
-    model_cfg = cfg.model
-    strip_pretrained(model_cfg)
+    bm = _benchmark()
     try:
-        model = MODELS.build(model_cfg)
-    except Exception as e:
-        fail(f'cannot build the model of {path}: {type(e).__name__}: {e}')
-    model = revert_sync_batchnorm(model)
-    return model.to(torch.device(device))
-
-
-def model_name(model):
-    parts = [type(model).__name__]
-    inner = [type(getattr(model, n)).__name__
-             for n in ('backbone', 'decode_head')
-             if getattr(model, n, None) is not None]
-    if inner:
-        parts.append('(' + ', '.join(inner) + ')')
-    return ''.join(parts)
-
-
-def num_classes(model):
-    head = getattr(model, 'decode_head', None)
-    if isinstance(head, (list, tuple)) or type(head).__name__ in (
-            'ModuleList', ):
-        head = head[-1]
-    return int(getattr(head, 'num_classes', 2) or 2)
-
-
-def sync(device):
-    import torch
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def timed(fn, warmup, repeats, device):
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
-def spread(times):
-    return dict(median=statistics.median(times), min=min(times),
-                max=max(times))
-
-
-def count_flops(model, shape, device):
-    import torch
-    from mmengine.analysis import get_model_complexity_info
-    model.eval()
-    x = torch.rand(1, 3, *shape, device=device)
-    # mmengine logs every op it cannot count; the summary is enough here.
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with torch.no_grad():
-            info = get_model_complexity_info(
-                model, inputs=(x, ), show_table=False, show_arch=False)
-    finally:
-        logger.setLevel(level)
-    return info['flops'] / 1e9
-
-
-def measure_inference(model, shape, batch, warmup, repeats, device):
-    import torch
-    model.eval()
-    x = torch.rand(batch, 3, *shape, device=device)
-
-    def run():
-        with torch.no_grad():
-            model(x, mode='tensor')
-
-    return timed(run, warmup, repeats, device)
-
-
-def _trim_cpu_memory():
-    gc.collect()
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
-class RSSPeak:
-    """Samples the process' RSS in a background thread; keeps the peak."""
-
-    def __init__(self, interval=0.002):
-        import psutil
-        self.process = psutil.Process(os.getpid())
-        self.interval = interval
-        self.peak = self.baseline = self.process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-
-    @property
-    def increase_mb(self):
-        return (self.peak - self.baseline) / 2**20
-
-
-def measure_training(model, shape, batch, warmup, repeats, device):
-    """Returns (step times in ms, peak memory in MB, memory method)."""
-    import torch
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-
-    h, w = shape
-    classes = num_classes(model)
-    x = torch.rand(batch, 3, h, w, device=device)
-    samples = []
-    for _ in range(batch):
-        sample = SegDataSample()
-        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w),
-                                 pad_shape=(h, w)))
-        sample.gt_sem_seg = PixelData(data=torch.randint(
-            0, classes, (1, h, w), device=device))
-        samples.append(sample)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
-    model.train()
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        losses = model.loss(x, samples)
-        loss, _ = model.parse_losses(losses)
-        loss.backward()
-        optimizer.step()
-
-    if device == 'cuda':
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        times = timed(step, warmup, repeats, device)
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        method = 'torch.cuda.max_memory_allocated (absolute)'
-    else:
-        _trim_cpu_memory()
-        with RSSPeak() as rss:
-            times = timed(step, warmup, repeats, device)
-        peak = rss.increase_mb
-        method = 'peak RSS increase over pre-training RSS (psutil, 2 ms)'
-    optimizer.zero_grad(set_to_none=True)  # frees the gradients
-    return times, peak, method
+        return bm.build_model(cfg, path, device)
+    except bm.BenchmarkError as e:
+        fail(str(e))
 
 
 def ratio(value, reference):
@@ -352,6 +114,7 @@ def ratio(value, reference):
 
 
 def add_ratios(records):
+    METRICS = _benchmark().METRICS
     first = records[0]
     for rec in records:
         rec['ratios'] = {
@@ -410,6 +173,7 @@ def markdown_table(records):
 def plot(records, path):
     import matplotlib
     matplotlib.use('Agg')
+    METRICS = _benchmark().METRICS
     import matplotlib.pyplot as plt
 
     names = [rec['name'] for rec in records]
@@ -451,6 +215,7 @@ def main(argv=None):
     init_default_scope('mmseg')
     import mmseg_refinenet  # noqa: F401  (registers our modules)
     import torch
+    bm = _benchmark()
 
     cfgs = [load_config(path) for path in args.configs]
     device = args.device
@@ -468,25 +233,27 @@ def main(argv=None):
         tag = f'[{i}/{n}] {osp.basename(path)}'
         progress(f'{tag}: building the model')
         model = build_model(cfg, path, device)
-        params = sum(p.numel() for p in model.parameters()) / 1e6
+        params = bm.count_params(model)
         progress(f'{tag}: {params:.2f} M parameters; timing inference '
                  f'(batch {args.batch})')
-        lat = spread(measure_inference(model, shape, args.batch,
-                                       args.warmup, args.repeats, device))
+        lat = bm.spread(bm.measure_inference(model, shape, args.batch,
+                                             args.warmup, args.repeats,
+                                             device))
         progress(f"{tag}: latency {lat['median']:.1f} ms; timing training "
                  f'steps (batch {args.train_batch})')
-        times, mem, method = measure_training(model, shape,
-                                              args.train_batch, args.warmup,
-                                              args.repeats, device)
-        step = spread(times)
+        times, mem, method = bm.measure_training(model, shape,
+                                                 args.train_batch,
+                                                 args.warmup, args.repeats,
+                                                 device)
+        step = bm.spread(times)
         progress(f"{tag}: train step {step['median']:.1f} ms, peak train "
                  f'memory {mem:.0f} MB; counting FLOPs')
         # Last: the FLOP count traces the model with torch.jit.
-        gflops = count_flops(model, shape, device)
+        gflops = bm.count_flops(model, shape, device)
         progress(f'{tag}: {gflops:.2f} GFLOPs')
         records.append(dict(
             config=path, name=osp.splitext(osp.basename(path))[0],
-            model=model_name(model), device=device,
+            model=bm.model_name(model), device=device,
             torch=torch.__version__, shape=list(shape), batch=args.batch,
             train_batch=args.train_batch, warmup=args.warmup,
             repeats=args.repeats, params_m=params, gflops=gflops,

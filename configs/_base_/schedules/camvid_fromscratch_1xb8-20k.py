@@ -42,7 +42,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook',
+    checkpoint=dict(type='AtomicCheckpointHook',
                     by_epoch=False,
                     interval=1000,
                     max_keep_ckpts=2,

@@ -11,6 +11,7 @@ from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
 from ..blocks.frrn_blocks import FRRU, ResidualUnit, _check_positive_int
+from ..utils import check_image_batch
 
 
 def check_stage_spec(spec, name, owner):
@@ -125,7 +126,9 @@ class FRRN(BaseModule):
     The height and width of the input must be divisible by the total
     pooling factor ``2 ** len(encoder)`` (16 for A, 32 for B); pad the
     input with the data preprocessor (``SegDataPreProcessor(size_divisor=16
-    or 32)``).
+    or 32)``). :meth:`check_input` raises a ValueError naming the field to
+    fix, before any computation, for an input of another size, with other
+    than ``in_channels`` channels, or with NaN / Inf values.
 
     Args:
         arch (str | None): ``'A'`` or ``'B'`` (Table 1), or None to use
@@ -151,6 +154,9 @@ class FRRN(BaseModule):
         act_cfg (dict): Config of the activations. Default: dict(type='ReLU').
         with_cp (bool): Gradient checkpointing of every RU and FRRU: the
             same gradients for less activation memory. Default: False.
+        check_finite (bool): Check the input images for NaN and Inf at
+            every forward (one device synchronisation, skipped while
+            tracing or compiling). Default: True.
         init_cfg (dict | list[dict] | None): Initialisation config.
             Default: Kaiming init of the convolutions, constant 1 / 0 for the
             norm layers.
@@ -183,6 +189,7 @@ class FRRN(BaseModule):
                  norm_cfg=dict(type='BN', requires_grad=True),
                  act_cfg=dict(type='ReLU'),
                  with_cp=False,
+                 check_finite=True,
                  init_cfg=[
                      dict(type='Kaiming', layer='Conv2d'),
                      dict(
@@ -203,8 +210,10 @@ class FRRN(BaseModule):
         self.arch = arch
         self.encoder = encoder
         self.decoder = decoder
+        self.in_channels = in_channels
         self.base_channels = base_channels
         self.residual_channels = residual_channels
+        self.check_finite = check_finite
         self.align_corners = align_corners
         self.size_divisor = 2**len(encoder)
         unit_cfg = dict(
@@ -268,17 +277,21 @@ class FRRN(BaseModule):
                 ResidualUnit(end_channels, base_channels, **unit_cfg))
             end_channels = base_channels
 
-    def check_input_size(self, x):
-        """Raise a ValueError if H or W is not divisible by the pooling."""
-        h, w = x.shape[-2:]
-        d = self.size_divisor
-        if h % d or w % d:
-            raise ValueError(
-                f'{type(self).__name__}: input size {h}x{w} (HxW) is not '
-                f'divisible by {d}, the total pooling factor of '
-                f'{len(self.encoder)} 2x2 poolings. Pad the input, e.g. '
-                f'data_preprocessor=dict(type=\'SegDataPreProcessor\', '
-                f'size_divisor={d}, ...) in the model config.')
+    def check_input(self, x):
+        """Raise a ValueError unless ``x`` is a batch this network takes.
+
+        ``x`` must be (N, ``in_channels``, H, W) with H and W divisible by
+        ``size_divisor`` and, with ``check_finite``, free of NaN and Inf:
+        this is the first module to see the image, so the message can say
+        which setting to change (see
+        :func:`~mmseg_refinenet.models.utils.check_image_batch`).
+        """
+        check_image_batch(
+            type(self).__name__,
+            x,
+            self.in_channels,
+            self.size_divisor,
+            check_finite=self.check_finite)
 
     def forward(self, x):
         """Forward function.
@@ -290,7 +303,7 @@ class FRRN(BaseModule):
         Returns:
             list[Tensor]: ``[(N, base_channels, H, W)]``.
         """
-        self.check_input_size(x)
+        self.check_input(x)
         x = self.stem_conv(x)
         for unit in self.stem_units:
             x = unit(x)

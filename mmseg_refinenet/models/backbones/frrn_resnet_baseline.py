@@ -67,6 +67,8 @@ class FRRNResNetBaseline(BaseModule):
             Default: dict(type='BN', requires_grad=True).
         act_cfg (dict): Config of the activations. Default: dict(type='ReLU').
         with_cp (bool): Gradient checkpointing of every RU. Default: False.
+        check_finite (bool): Check the input images for NaN and Inf at
+            every forward (see :meth:`FRRN.check_input`). Default: True.
         init_cfg (dict | list[dict] | None): Initialisation config.
 
     Returns (from ``forward``):
@@ -88,6 +90,7 @@ class FRRNResNetBaseline(BaseModule):
                  norm_cfg=dict(type='BN', requires_grad=True),
                  act_cfg=dict(type='ReLU'),
                  with_cp=False,
+                 check_finite=True,
                  init_cfg=[
                      dict(type='Kaiming', layer='Conv2d'),
                      dict(
@@ -111,7 +114,9 @@ class FRRNResNetBaseline(BaseModule):
         self.arch = arch
         self.encoder = encoder
         self.decoder = decoder
+        self.in_channels = in_channels
         self.base_channels = base_channels
+        self.check_finite = check_finite
         self.align_corners = align_corners
         self.size_divisor = 2**len(encoder)
         unit_cfg = dict(
@@ -187,7 +192,7 @@ class FRRNResNetBaseline(BaseModule):
                     act_cfg=None))
         return channels
 
-    check_input_size = FRRN.check_input_size
+    check_input = FRRN.check_input
 
     def _upsample_merge(self, x, skip, index):
         """Upsample ``x`` to the size of ``skip`` and merge the skip."""
@@ -211,7 +216,7 @@ class FRRNResNetBaseline(BaseModule):
         Returns:
             list[Tensor]: ``[(N, base_channels, H, W)]``.
         """
-        self.check_input_size(x)
+        self.check_input(x)
         x = self.stem_conv(x)
         for unit in self.stem_units:
             x = unit(x)

@@ -205,8 +205,13 @@ class MultiResolutionFusion(BaseModule):
                 f' inputs but got {len(inputs)}')
         if len(inputs) == 1:
             return inputs[0]
-        out_size = max((x.shape[2:] for x in inputs),
-                       key=lambda s: s[0] * s[1])
+        # The input with most pixels (the first among equals). A plain loop,
+        # not max(..., key=...): TorchDynamo cannot trace max with a key and
+        # would break the graph here, once per block.
+        out_size = inputs[0].shape[2:]
+        for x in inputs[1:]:
+            if x.shape[2] * x.shape[3] > out_size[0] * out_size[1]:
+                out_size = x.shape[2:]
         out = None
         for conv, x in zip(self.convs, inputs):
             x = conv(x)

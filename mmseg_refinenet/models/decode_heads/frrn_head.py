@@ -1,10 +1,10 @@
 """Classifier of Full-Resolution Residual Networks."""
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
+from .checked_decode_head import CheckedDecodeHead
 
 
 @MODELS.register_module()
-class FRRNHead(BaseDecodeHead):
+class FRRNHead(CheckedDecodeHead):
     """The 1x1 classifier of FRRN (Fig. 2b of the paper).
 
     `Full-Resolution Residual Networks for Semantic Segmentation in Street
@@ -26,7 +26,14 @@ class FRRNHead(BaseDecodeHead):
         dropout_ratio (float): Dropout before the classifier; the paper uses
             none. Default: 0.
         **kwargs: Other arguments of :class:`BaseDecodeHead`, e.g.
-            ``num_classes``, ``loss_decode``, ``align_corners``.
+            ``num_classes``, ``loss_decode``, ``align_corners``, and
+            ``check_finite`` (default True) of :class:`CheckedDecodeHead`.
+
+    Bad input fails early and by name (:class:`CheckedDecodeHead`):
+    non-positive widths or ``num_classes`` at build time; an ``in_index``
+    beyond the backbone's outputs, a width other than ``in_channels`` or
+    NaN / Inf in the feature map at every forward; labels outside
+    ``[0, num_classes)`` other than ``ignore_index`` in the loss.
     """
 
     def __init__(self, in_channels=48, channels=None, dropout_ratio=0.,

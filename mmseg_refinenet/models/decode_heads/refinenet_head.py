@@ -12,14 +12,14 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 from torch import Tensor
 
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from ..blocks import RefineNetBlock
 from ..blocks.refinenet_blocks import _check_width
+from .checked_decode_head import CheckedDecodeHead
 
 
 @MODELS.register_module()
-class RefineNetHead(BaseDecodeHead):
+class RefineNetHead(CheckedDecodeHead):
     """RefineNet: multi-path refinement of backbone features.
 
     Data flow (``forward``), with ``n`` selected backbone features::
@@ -78,10 +78,19 @@ class RefineNetHead(BaseDecodeHead):
             block (a logit scale in the hundreds for a 4-cascade), and
             training from scratch stalls. Has no effect on loaded weights.
             Default: True.
+        check_finite (bool): Check the backbone features for NaN and Inf
+            at every forward (one device synchronisation; see
+            :class:`CheckedDecodeHead`). Default: True.
         **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
             ``channels``, ``in_index``, ``num_classes``, ``dropout_ratio``
             (default here 0.5), ``norm_cfg`` (None, as in the paper),
             ``align_corners``, ``loss_decode``...).
+
+    Bad input fails before any computation, naming the field: the
+    arguments at build time, the backbone's outputs (``in_index`` range,
+    widths against ``in_channels``, NaN / Inf) at every forward and the
+    labels (outside ``[0, num_classes)`` and not ``ignore_index``) in the
+    loss; see :class:`CheckedDecodeHead`.
     """
 
     def __init__(self,
@@ -120,8 +129,6 @@ class RefineNetHead(BaseDecodeHead):
                 f'in_channels={in_channels!r}, in_index={in_index!r}')
         super().__init__(dropout_ratio=dropout_ratio, **kwargs)
         num_inputs = len(self.in_channels)
-        for i, c in enumerate(self.in_channels):
-            _check_width(f'in_channels[{i}]', c)
 
         if adapt_channels is None:
             adapt_channels = [self.channels] * (num_inputs - 1) + [
@@ -134,7 +141,7 @@ class RefineNetHead(BaseDecodeHead):
                 f'head takes {num_inputs} inputs (in_index={self.in_index}); '
                 'give one width per input')
         for i, c in enumerate(adapt_channels):
-            _check_width(f'adapt_channels[{i}]', c)
+            _check_width(f'RefineNetHead adapt_channels[{i}]', c)
 
         if cascade is None:
             cascade = [[i] for i in reversed(range(num_inputs))]
@@ -247,28 +254,6 @@ class RefineNetHead(BaseDecodeHead):
                 f'cascade={[tuple(p) for p in blocks]} takes them; add them '
                 'to a block or remove them from in_index/in_channels')
         return blocks
-
-    def _transform_inputs(self, inputs: Sequence[Tensor]) -> List[Tensor]:
-        """Select the inputs and check them against the configuration.
-
-        Raises before any computation when the backbone gives fewer levels
-        than ``in_index`` needs or widths that differ from ``in_channels``.
-        """
-        num_levels = len(inputs)
-        for pos, idx in enumerate(self.in_index):
-            if not -num_levels <= idx < num_levels:
-                raise ValueError(
-                    f'decode_head.in_index[{pos}]={idx}, but the backbone '
-                    f'returned {num_levels} feature maps; use indices in '
-                    f'0..{num_levels - 1} (check backbone.out_indices)')
-        selected = [inputs[i] for i in self.in_index]
-        actual = [x.shape[1] for x in selected]
-        if actual != list(self.in_channels):
-            raise ValueError(
-                f'decode_head.in_channels={list(self.in_channels)} but the '
-                f'backbone levels in_index={list(self.in_index)} have '
-                f'{actual} channels; set decode_head.in_channels={actual}')
-        return selected
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         """Compute logits ``(N, num_classes, H/4, W/4)`` from the features."""

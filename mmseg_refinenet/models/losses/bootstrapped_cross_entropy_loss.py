@@ -4,6 +4,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmseg.registry import MODELS
+from ..utils import check_seg_labels
 
 
 def bootstrapped_cross_entropy(cls_score,
@@ -20,6 +21,12 @@ def bootstrapped_cross_entropy(cls_score,
     Pohlen et al., CVPR 2017); an image without non-void pixels has loss 0.
     Computed in float32 whatever the dtype of ``cls_score``.
 
+    Every label must be a class index (``0 .. C - 1``) or ``ignore_index``;
+    anything else raises a ValueError that lists the values, instead of
+    an ``IndexError`` inside ``cross_entropy`` (CPU) or a device-side
+    assert (CUDA) that names neither (one pass over ``label`` and one
+    device synchronisation; skipped while tracing or compiling).
+
     Args:
         cls_score (Tensor): Logits, (N, C, H, W).
         label (Tensor): Class indices, (N, H, W).
@@ -32,7 +39,13 @@ def bootstrapped_cross_entropy(cls_score,
 
     Returns:
         Tensor: Scalar loss, or (N,) for ``reduction='none'``.
+
+    Raises:
+        ValueError: ``label`` holds a value that is neither a class index
+            nor ``ignore_index``.
     """
+    check_seg_labels(label, cls_score.shape[1], ignore_index,
+                     'BootstrappedCrossEntropyLoss')
     num_images = cls_score.shape[0]
     pixel_loss = F.cross_entropy(
         cls_score.float(), label.long(), reduction='none',

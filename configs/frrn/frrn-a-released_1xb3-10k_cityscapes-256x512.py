@@ -1,0 +1,22 @@
+# FRRN A starting from the official Cityscapes weights (TobyPDE/FRRN,
+# Lasagne), converted with
+#   python tools/model_converters/frrn_lasagne2mmseg.py frrn_a.npz \
+#       checkpoints/released/frrn-a_cityscapes.pth --arch A
+# Testing with this config runs the official model; training fine-tunes it
+# (10k iterations at the paper's final lr 1e-4). The official code feeds RGB
+# images scaled to [0, 1] without mean subtraction (its predict scripts show
+# the input tensor with cv2.imshow after reversing the channels), so the
+# data_preprocessor divides by 255 instead of using ImageNet statistics.
+# Theano's bilinear upsampling of the pooling stream may differ from ours at
+# the borders (docs/model_converters.md).
+_base_ = ['./frrn-a_1xb3-45k_cityscapes-256x512.py']
+custom_imports = dict(imports=['mmseg_refinenet'], allow_failed_imports=False)
+data_preprocessor = dict(mean=[0., 0., 0.], std=[255., 255., 255.])
+model = dict(data_preprocessor=data_preprocessor)
+load_from = 'checkpoints/released/frrn-a_cityscapes.pth'
+
+optimizer = dict(lr=1e-4)
+optim_wrapper = dict(optimizer=optimizer)
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+train_cfg = dict(max_iters=10000, val_interval=2000)
+default_hooks = dict(checkpoint=dict(interval=2000))

@@ -1,0 +1,22 @@
+# Light-Weight RefineNet-50 starting from the released PASCAL VOC weights of
+# DrSleep/light-weight-refinenet (rf_lw50, 21 classes), converted with
+#   python tools/model_converters/refinenet2mmseg.py rf_lw50_voc.pth \
+#       checkpoints/released/lw-refinenet_r50_voc12.pth
+# Testing with this config reproduces the released model; training
+# fine-tunes it (20k iterations, lr 1e-3). Architecture as released:
+# torchvision ResNet layout, align_corners=True, ImageNet mean/std on RGB.
+# The released weights were trained on VOC + SBD + COCO, whose training
+# images may overlap VOC val.
+_base_ = ['./lw-refinenet_r50_4xb4-40k_voc12aug-512x512.py']
+model = dict(
+    backbone=dict(init_cfg=None), decode_head=dict(align_corners=True))
+load_from = 'checkpoints/released/lw-refinenet_r50_voc12.pth'
+
+optimizer = dict(lr=1e-3)
+optim_wrapper = dict(optimizer=optimizer)
+param_scheduler = [
+    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=20000,
+         by_epoch=False)
+]
+train_cfg = dict(max_iters=20000, val_interval=2000)
+default_hooks = dict(checkpoint=dict(interval=2000))

@@ -1,0 +1,780 @@
+"""Measuring segmentors: parameters, FLOPs, speed and training memory.
+
+The functions behind ``tools/analysis/compare_models.py`` and
+``benchmarks/benchmark_models.py``; both build every model in one process
+and measure it on random inputs of one shape.
+
+* params (M): all parameters of the model, auxiliary heads included.
+* GFLOPs (:func:`count_flops`): ``mmengine.analysis.get_model_complexity_info``
+  on ``model(x, mode='tensor')`` for one image of 3xHxW, as
+  ``tools/analysis_tools/get_flops.py`` of MMSeg does (fvcore's counting:
+  one multiply-add is one FLOP; ops it does not know count 0), so the
+  figures compare with MMSeg's model zoo.
+* latency (ms, :func:`measure_inference`): ``model(x, mode='tensor')`` in
+  eval mode under ``torch.no_grad``, after ``warmup`` untimed runs, over
+  ``repeats`` timed runs; callers report median, min and max.
+* training step (ms, :func:`measure_training`): ``model.loss`` on random
+  labels + backward + SGD step in train mode.
+* peak training memory (MB): on CUDA ``torch.cuda.max_memory_allocated``
+  over the training steps (absolute: weights, gradients, optimiser state
+  and activations). On the CPU the peak increase of the process' resident
+  set size (psutil, sampled every 2 ms in a background thread) over the
+  steps (warm-up included) above the RSS measured just before them, after
+  ``gc.collect()`` and glibc's ``malloc_trim(0)`` have returned freed memory
+  to the system: gradients, optimiser state and activations, not the
+  weights already resident.
+
+Every measurement takes a ``dtype`` (``'fp32'``, or ``'bf16'`` / ``'fp16'``
+for automatic mixed precision with ``torch.autocast``; fp16 training uses a
+``GradScaler``) and ``channels_last`` (model and input in
+``torch.channels_last``), and an optional ``deadline``
+(``time.monotonic()`` value) after which no further timed run starts.
+:func:`time_limit` adds a hard limit that interrupts a run between two
+Python-level operations.
+
+The data preprocessor (normalisation, padding) is not part of the
+measurements: the model gets a ready NCHW tensor. MMSeg is imported inside
+the functions that need it.
+"""
+import contextlib
+import ctypes
+import gc
+import logging
+import os
+import os.path as osp
+import platform
+import signal
+import statistics
+import subprocess
+import threading
+import time
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+METRICS = [
+    # key, label, unit, higher is better
+    ('params_m', 'Params', 'M', False),
+    ('gflops', 'FLOPs', 'G', False),
+    ('latency_ms', 'Latency', 'ms', False),
+    ('throughput_img_s', 'Throughput', 'img/s', True),
+    ('train_step_ms', 'Train step', 'ms', False),
+    ('peak_train_mem_mb', 'Peak train mem', 'MB', False),
+]
+
+DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+# Dense peaks of the GPUs we expect to be lent, as torch names them:
+# (TFLOP/s of 16-bit tensor cores, of TF32 tensor cores, GB/s of memory).
+# NVIDIA's data sheets; "dense" means without 2:4 sparsity.
+DEVICE_PEAKS = {
+    'H100 80GB HBM3': (989.4, 494.7, 3350.0),  # H100 SXM5
+    'H100 PCIe': (756.0, 378.0, 2000.0),
+    'H100 NVL': (835.0, 417.5, 3900.0),
+    'H200': (989.4, 494.7, 4800.0),
+    'A100-SXM4-80GB': (312.0, 156.0, 2039.0),
+    'A100-SXM4-40GB': (312.0, 156.0, 1555.0),
+    'A100 80GB PCIe': (312.0, 156.0, 1935.0),
+    'A100-PCIE-40GB': (312.0, 156.0, 1555.0),
+}
+
+
+class BenchmarkError(Exception):
+    """A config or model that cannot be measured; the message says why."""
+
+
+class BudgetExceeded(BaseException):
+    """Raised by :func:`time_limit`; a BaseException so that libraries'
+    ``except Exception`` clauses do not swallow it."""
+
+
+# --------------------------------------------------------------------------
+# configs and models
+# --------------------------------------------------------------------------
+def resolve_config(path):
+    """Returns the file of ``path``, resolving ``package::rel/path.py``."""
+    if '::' in path:
+        from mmengine.config.utils import _get_package_and_cfg_path
+        from mmengine.utils import get_installed_path, is_installed
+        try:
+            package, rel = _get_package_and_cfg_path(path)
+        except Exception as e:  # malformed scope
+            raise BenchmarkError(f'bad config {path!r}: {e}')
+        if not is_installed(package):
+            raise BenchmarkError(
+                f'config {path!r}: package {package!r} is not installed')
+        cfg_file = osp.join(get_installed_path(package), '.mim', 'configs',
+                            rel)
+        if not osp.isfile(cfg_file):
+            raise BenchmarkError(
+                f'config {path!r} not found (looked for {cfg_file})')
+        return cfg_file
+    if not osp.isfile(path):
+        raise BenchmarkError(f'config file not found: {path}')
+    return path
+
+
+def strip_pretrained(node):
+    """Removes pretrained weights and Pretrained init_cfgs in place."""
+    if isinstance(node, dict):
+        if 'pretrained' in node:
+            node['pretrained'] = None
+        init = node.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            node['init_cfg'] = None
+        elif isinstance(init, list):
+            node['init_cfg'] = [
+                c for c in init
+                if not (isinstance(c, dict) and c.get('type') == 'Pretrained')
+            ] or None
+        for value in node.values():
+            strip_pretrained(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            strip_pretrained(value)
+
+
+def set_num_classes(model_cfg, num_classes):
+    """Sets ``num_classes`` of the decode and auxiliary heads in place."""
+    for key in ('decode_head', 'auxiliary_head'):
+        heads = model_cfg.get(key)
+        if heads is None:
+            continue
+        for head in heads if isinstance(heads, (list, tuple)) else [heads]:
+            head['num_classes'] = num_classes
+
+
+def load_config(path, num_classes=None):
+    """Reads a config file or ``mmseg::`` config; raises BenchmarkError."""
+    from mmengine.config import Config
+    try:
+        cfg = Config.fromfile(resolve_config(path))
+    except BenchmarkError:
+        raise
+    except Exception as e:
+        raise BenchmarkError(
+            f'cannot read config {path}: {type(e).__name__}: {e}')
+    if 'model' not in cfg:
+        raise BenchmarkError(f'config {path} has no model')
+    if num_classes is not None:
+        set_num_classes(cfg.model, num_classes)
+    return cfg
+
+
+def build_model(cfg, path, device):
+    """Builds ``cfg.model`` without pretrained weights, SyncBN as BN."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmseg.registry import MODELS
+
+    model_cfg = cfg.model
+    strip_pretrained(model_cfg)
+    try:
+        model = MODELS.build(model_cfg)
+    except Exception as e:
+        raise BenchmarkError(f'cannot build the model of {path}: '
+                             f'{type(e).__name__}: {e}')
+    model = revert_sync_batchnorm(model)
+    return model.to(torch.device(device))
+
+
+def model_name(model):
+    """E.g. ``EncoderDecoder(ResNet, RefineNetHead)``."""
+    parts = [type(model).__name__]
+    inner = [type(getattr(model, n)).__name__
+             for n in ('backbone', 'decode_head')
+             if getattr(model, n, None) is not None]
+    if inner:
+        parts.append('(' + ', '.join(inner) + ')')
+    return ''.join(parts)
+
+
+def num_classes(model):
+    head = getattr(model, 'decode_head', None)
+    if isinstance(head, (list, tuple)) or type(head).__name__ in (
+            'ModuleList', ):
+        head = head[-1]
+    return int(getattr(head, 'num_classes', 2) or 2)
+
+
+def count_params(model):
+    """Parameters in millions."""
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def set_with_cp(model, enabled):
+    """Switches gradient checkpointing of every module that has it.
+
+    Sets ``with_cp`` of every sub-module that has the attribute (our RUs,
+    FRRUs and RCUs, MMSeg's ResNet blocks). Returns how many were set.
+    """
+    n = 0
+    for module in model.modules():
+        if hasattr(module, 'with_cp'):
+            module.with_cp = bool(enabled)
+            n += 1
+    return n
+
+
+# --------------------------------------------------------------------------
+# timing
+# --------------------------------------------------------------------------
+def sync(device):
+    if str(device).startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def timed(fn, warmup, repeats, device, deadline=None):
+    """Times ``fn``: ``warmup`` untimed runs, then up to ``repeats`` runs.
+
+    Returns the times in ms. With a ``deadline`` (a ``time.monotonic()``
+    value) the warm-up stops at it, and no timed run starts that the last
+    run's duration says would end after it; at least one run is timed.
+    """
+    for _ in range(warmup):
+        fn()
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        if times and deadline is not None and (
+                time.monotonic() + times[-1] / 1000.0 > deadline):
+            break
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def spread(times):
+    return dict(median=statistics.median(times), min=min(times),
+                max=max(times))
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Raises :class:`BudgetExceeded` in the block after ``seconds``.
+
+    Uses ``SIGALRM``, so it interrupts Python code between two operations
+    (a running kernel finishes first). A no-op outside the main thread,
+    where signals cannot be used, and for ``seconds`` None.
+    """
+    usable = (seconds is not None and hasattr(signal, 'setitimer')
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def handler(signum, frame):
+        raise BudgetExceeded(f'time limit of {seconds:.0f} s reached')
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def autocast(device, dtype):
+    """``torch.autocast`` for ``'bf16'`` / ``'fp16'``; nothing for fp32."""
+    if DTYPES[dtype] is None:
+        return contextlib.nullcontext()
+    device_type = 'cuda' if str(device).startswith('cuda') else 'cpu'
+    return torch.autocast(device_type, dtype=DTYPES[dtype])
+
+
+def memory_format(channels_last):
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def prepare(model, channels_last):
+    """Puts the model's parameters and buffers in the memory format."""
+    return model.to(memory_format=memory_format(channels_last))
+
+
+def make_input(batch, shape, device, channels_last=False):
+    x = torch.rand(batch, 3, *shape, device=device)
+    return x.contiguous(memory_format=memory_format(channels_last))
+
+
+def count_flops(model, shape, device):
+    """GFLOPs (multiply-adds) of one 3xHxW image, as MMSeg's get_flops."""
+    from mmengine.analysis import get_model_complexity_info
+    from mmengine.logging import MMLogger
+    model.eval()
+    x = torch.rand(1, 3, *shape, device=device)
+    # mmengine logs every op it cannot count; the summary is enough here.
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad():
+            info = get_model_complexity_info(
+                model, inputs=(x, ), show_table=False, show_arch=False)
+    finally:
+        logger.setLevel(level)
+    return info['flops'] / 1e9
+
+
+def measure_inference(model, shape, batch, warmup, repeats, device,
+                      dtype='fp32', channels_last=False, deadline=None):
+    """Times of ``model(x, mode='tensor')`` in eval mode, in ms."""
+    model.eval()
+    prepare(model, channels_last)
+    x = make_input(batch, shape, device, channels_last)
+
+    def run():
+        with torch.no_grad(), autocast(device, dtype):
+            model(x, mode='tensor')
+
+    return timed(run, warmup, repeats, device, deadline)
+
+
+def best_throughput(model, shape, batches, warmup, repeats, device,
+                    dtype='fp32', channels_last=False, deadline=None,
+                    progress=None):
+    """Inference throughput for growing batches; the best one wins.
+
+    Tries ``batches`` in order and stops at the first that runs out of
+    memory, that the time left cannot hold (predicted from the previous
+    batch), or after two batches in a row without a gain of 2 %.
+
+    Returns:
+        dict: ``throughput_img_s`` (best), ``batch`` (its batch),
+        ``times`` (its times in ms), ``by_batch`` ({batch: img/s}) and
+        ``stopped`` (why the sweep ended early, or None).
+    """
+    best = None
+    by_batch = {}
+    stopped = None
+    no_gain = 0
+    last_ms = prev_batch = None
+    for batch in batches:
+        if deadline is not None and last_ms is not None and (
+                time.monotonic() + last_ms * (batch / prev_batch) *
+                (warmup + repeats) / 1000.0 > deadline):
+            stopped = f'batch {batch}: predicted to exceed the time budget'
+            break
+        times = None
+        try:
+            times = measure_inference(model, shape, batch, warmup, repeats,
+                                      device, dtype, channels_last, deadline)
+        except Exception as e:
+            if not is_oom(e):
+                raise
+        if times is None:  # out of memory; the exception's frames are gone
+            free_memory(device)
+            stopped = f'batch {batch}: out of memory'
+            break
+        med = statistics.median(times)
+        ips = batch / (med / 1000.0)
+        by_batch[batch] = ips
+        if progress:
+            progress(f'batch {batch}: {ips:.2f} img/s')
+        if best is None or ips > best['throughput_img_s'] * 1.02:
+            no_gain = 0
+        else:
+            no_gain += 1
+        if best is None or ips > best['throughput_img_s']:
+            best = dict(throughput_img_s=ips, batch=batch, times=times)
+        last_ms, prev_batch = med, batch
+        if no_gain >= 2:
+            stopped = f'no gain from batch {batch}'
+            break
+    if best is None:
+        raise RuntimeError(stopped or 'no batch size could be measured')
+    best.update(by_batch=by_batch, stopped=stopped)
+    return best
+
+
+# --------------------------------------------------------------------------
+# memory
+# --------------------------------------------------------------------------
+def is_oom(error):
+    """Whether ``error`` says that a device or the host ran out of memory."""
+    oom_type = getattr(torch.cuda, 'OutOfMemoryError', None)
+    if oom_type is not None and isinstance(error, oom_type):
+        return True
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        'out of memory' in text or "can't allocate memory" in text
+        or 'not enough memory' in text)
+
+
+def trim_cpu_memory():
+    """Collects garbage and returns glibc's free heap to the system."""
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def free_memory(device):
+    trim_cpu_memory()
+    if str(device).startswith('cuda'):
+        torch.cuda.empty_cache()
+
+
+class RSSPeak:
+    """Samples the process' RSS in a background thread; keeps the peak."""
+
+    def __init__(self, interval=0.002):
+        import psutil
+        self.process = psutil.Process(os.getpid())
+        self.interval = interval
+        self.peak = self.baseline = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    @property
+    def increase_mb(self):
+        return (self.peak - self.baseline) / 2**20
+
+
+def make_seg_samples(batch, shape, classes, device):
+    """Random labels as SegDataSamples, one per image."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    h, w = shape
+    samples = []
+    for _ in range(batch):
+        sample = SegDataSample()
+        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w),
+                                 pad_shape=(h, w)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(
+            0, classes, (1, h, w), device=device))
+        samples.append(sample)
+    return samples
+
+
+def measure_training(model, shape, batch, warmup, repeats, device,
+                     dtype='fp32', channels_last=False, deadline=None):
+    """Training steps: times in ms, peak memory in MB and how it was taken.
+
+    A step is ``model.loss`` (under autocast for bf16 / fp16), backward
+    (through a ``GradScaler`` for fp16) and an SGD step with momentum.
+
+    Returns:
+        tuple: (times in ms, peak memory in MB, memory method).
+    """
+    classes = num_classes(model)
+    prepare(model, channels_last)
+    x = make_input(batch, shape, device, channels_last)
+    samples = make_seg_samples(batch, shape, classes, device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    cuda = str(device).startswith('cuda')
+    scaler = None
+    if dtype == 'fp16':
+        scaler = torch.amp.GradScaler('cuda' if cuda else 'cpu')
+    model.train()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, dtype):
+            losses = model.loss(x, samples)
+            loss, _ = model.parse_losses(losses)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    try:
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            times = timed(step, warmup, repeats, device, deadline)
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            method = 'torch.cuda.max_memory_allocated (absolute)'
+        else:
+            trim_cpu_memory()
+            with RSSPeak() as rss:
+                times = timed(step, warmup, repeats, device, deadline)
+            peak = rss.increase_mb
+            method = ('peak RSS increase over pre-training RSS (psutil, '
+                      '2 ms)')
+    finally:
+        optimizer.zero_grad(set_to_none=True)  # frees the gradients
+    return times, peak, method
+
+
+def measure_with_cp(model, shape, batch, warmup, repeats, device,
+                    dtype='fp32', channels_last=False, deadline=None):
+    """Training step time and peak memory with ``with_cp`` off and on.
+
+    Returns:
+        dict: ``{False: (times, peak_mb, method), True: (...)}``; the
+        model's ``with_cp`` flags are restored afterwards.
+    """
+    saved = {m: m.with_cp for m in model.modules() if hasattr(m, 'with_cp')}
+    if not saved:
+        raise BenchmarkError(
+            f'{model_name(model)} has no module with a with_cp switch')
+    results = {}
+    try:
+        for enabled in (False, True):
+            set_with_cp(model, enabled)
+            free_memory(device)
+            results[enabled] = measure_training(
+                model, shape, batch, warmup, repeats, device, dtype,
+                channels_last, deadline)
+    finally:
+        for module, value in saved.items():
+            module.with_cp = value
+    return results
+
+
+def limit_cpu_memory(fraction=0.9):
+    """Caps the address space so that a too-large allocation raises.
+
+    Without a cap, an allocation beyond the machine's memory gets the
+    process killed by the kernel's OOM killer, losing the run; with it,
+    PyTorch raises "can't allocate memory", which :func:`is_oom` catches.
+    The cap is the current virtual size plus ``fraction`` of the memory
+    available now. Only for CPU runs (CUDA reserves huge virtual ranges).
+
+    Returns:
+        int | None: the cap in bytes, or None where it cannot be set.
+    """
+    try:
+        import psutil
+        import resource
+    except ImportError:
+        return None
+    vms = psutil.Process(os.getpid()).memory_info().vms
+    cap = int(vms + fraction * psutil.virtual_memory().available)
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (ValueError, OSError):
+        return None
+    return cap
+
+
+# --------------------------------------------------------------------------
+# low precision on the CPU, roofline
+# --------------------------------------------------------------------------
+def cpu_lowp_slowdown(dtype, channels_last):
+    """How much slower a 3x3 convolution runs under CPU autocast.
+
+    Times a 64-channel 3x3 convolution on 1x64x64x64 in fp32 and under
+    ``torch.autocast('cpu', dtype)``; CPUs without native bf16 / fp16
+    instructions (AVX512-BF16, AMX, AVX512-FP16) fall back to slow kernels.
+
+    Returns:
+        float: time under autocast / time in fp32.
+    """
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    x = torch.rand(1, 64, 64, 64)
+    if channels_last:
+        conv = conv.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def median_ms(name):
+        def run():
+            with torch.no_grad(), autocast('cpu', name):
+                conv(x)
+        return statistics.median(timed(run, 1, 3, 'cpu'))
+
+    return median_ms(dtype) / median_ms('fp32')
+
+
+class _TrafficMode(TorchDispatchMode):
+    """Counts the bytes every ATen op reads and writes (views excluded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if getattr(func, 'is_view', False) or func.__name__.startswith(
+                ('empty', 'detach', 'alias', 'lift_fresh')):
+            return out
+        for tree in (args, kwargs, out):
+            for t in tree_leaves(tree):
+                if isinstance(t, torch.Tensor):
+                    self.bytes += t.numel() * t.element_size()
+        return out
+
+
+def forward_cost(model, shape, device, dtype='fp32', channels_last=False):
+    """FLOPs and memory traffic of one eval forward of a 3xHxW image.
+
+    FLOPs are ``torch.utils.flop_counter`` counts (two per multiply-add,
+    convolutions and matrix products only); bytes are the sizes of every
+    ATen op's inputs and outputs, i.e. the traffic of an unfused eager
+    run (a fused kernel moves less). Together they give the roofline
+    bound ``max(flops / peak FLOP/s, bytes / peak bandwidth)``.
+
+    Returns:
+        dict: ``flops``, ``bytes``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    model.eval()
+    prepare(model, channels_last)
+    x = make_input(1, shape, device, channels_last)
+    traffic = _TrafficMode()
+    with torch.no_grad(), autocast(device, dtype):
+        with FlopCounterMode(display=False) as counter, traffic:
+            model(x, mode='tensor')
+    return dict(flops=float(counter.get_total_flops()),
+                bytes=float(traffic.bytes))
+
+
+def device_peaks(device_name, dtype):
+    """(peak TFLOP/s, peak GB/s) of a known GPU for ``dtype``, else None.
+
+    fp32 counts TF32 tensor cores: PyTorch runs fp32 convolutions in TF32
+    by default (``torch.backends.cudnn.allow_tf32``).
+    """
+    if not device_name:
+        return None
+    for key, (half, tf32, bandwidth) in DEVICE_PEAKS.items():
+        if key in device_name:
+            return (half if dtype in ('bf16', 'fp16') else tf32), bandwidth
+    return None
+
+
+# --------------------------------------------------------------------------
+# torch.compile
+# --------------------------------------------------------------------------
+def graph_breaks(fn, *args, **kwargs):
+    """Runs ``torch._dynamo.explain`` on ``fn(*args, **kwargs)``.
+
+    Returns:
+        dict: ``graphs`` (number of graphs), ``breaks`` (number of graph
+        breaks) and ``reasons`` (one line per break: the reason and the
+        innermost user frame).
+    """
+    import torch._dynamo as dynamo
+    dynamo.reset()
+    explanation = dynamo.explain(fn)(*args, **kwargs)
+    reasons = []
+    for reason in explanation.break_reasons:
+        where = ''
+        stack = getattr(reason, 'user_stack', None) or []
+        if stack:
+            frame = stack[-1]
+            where = f' at {frame.filename}:{frame.lineno} ({frame.name})'
+        text = str(reason.reason).strip().splitlines()[0]
+        reasons.append(text + where)
+    return dict(graphs=explanation.graph_count,
+                breaks=explanation.graph_break_count, reasons=reasons)
+
+
+# --------------------------------------------------------------------------
+# environment
+# --------------------------------------------------------------------------
+def cpu_name():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device):
+    if str(device).startswith('cuda'):
+        return torch.cuda.get_device_name(torch.device(device))
+    return 'cpu'
+
+
+def git_commit(repo):
+    """The checked-out commit, read from ``.git`` without running git."""
+    git = osp.join(repo, '.git')
+    try:
+        with open(osp.join(git, 'HEAD')) as f:
+            head = f.read().strip()
+        if not head.startswith('ref:'):
+            return head
+        ref = head.split(None, 1)[1]
+        ref_file = osp.join(git, ref)
+        if osp.isfile(ref_file):
+            with open(ref_file) as f:
+                return f.read().strip()
+        with open(osp.join(git, 'packed-refs')) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref:
+                    return parts[0]
+    except OSError:
+        pass
+    return None
+
+
+def git_dirty(repo):
+    """Whether tracked files differ from the commit; None if unknown.
+
+    Runs ``git status --porcelain --untracked-files=no`` with
+    ``GIT_OPTIONAL_LOCKS=0``, so that it never takes the index lock of a
+    tree others work in.
+    """
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS='0')
+    try:
+        proc = subprocess.run(
+            ['git', 'status', '--porcelain', '--untracked-files=no'],
+            cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    return bool(proc.stdout.strip())
+
+
+def environment(device, repo=None, check_dirty=True):
+    """What a result depends on, for every record."""
+    import mmcv
+    import mmengine
+    import mmseg
+    info = dict(
+        device=device_name(device),
+        cpu=cpu_name(),
+        torch=torch.__version__,
+        cuda=torch.version.cuda if str(device).startswith('cuda') else None,
+        mmseg=mmseg.__version__,
+        mmcv=mmcv.__version__,
+        mmengine=mmengine.__version__,
+        python=platform.python_version(),
+        threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+    )
+    if str(device).startswith('cuda'):
+        info.update(
+            cudnn=torch.backends.cudnn.version(),
+            cudnn_benchmark=torch.backends.cudnn.benchmark,
+            allow_tf32=torch.backends.cudnn.allow_tf32)
+    if repo is not None:
+        info['commit'] = git_commit(repo)
+        info['dirty'] = git_dirty(repo) if check_dirty else None
+    return info

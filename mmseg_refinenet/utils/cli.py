@@ -1,0 +1,49 @@
+"""Command-line helpers shared by the analysis and benchmark scripts.
+
+``tools/analysis/compare_models.py``, ``benchmarks/benchmark_models.py`` and
+``benchmarks/check_compile.py`` report wrong arguments as one line
+``error: ...`` with exit status 2 (no argparse usage dump, no traceback),
+and hide library notices that say nothing about the measurement.
+"""
+import argparse
+import sys
+import warnings
+
+# notices of MMEngine, MMSeg and torch that every run prints
+LIBRARY_NOTICES = (
+    'pkg_resources is deprecated',
+    '``build_loss`` would be',
+    'Default ``avg_non_ignore``',
+    # MMSeg's ResNet blocks with with_cp=True
+    'torch.utils.checkpoint: the use_reentrant parameter',
+)
+
+
+def silence_library_notices():
+    """Ignore the warnings of :data:`LIBRARY_NOTICES`."""
+    for message in LIBRARY_NOTICES:
+        warnings.filterwarnings('ignore', message=message)
+
+
+def fail(message, status=2):
+    """Print ``error: message`` on stderr and exit with ``status``."""
+    sys.stderr.write(f'error: {message}\n')
+    sys.exit(status)
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that reports wrong arguments with :func:`fail`."""
+
+    def error(self, message):
+        fail(message)
+
+
+def positive_int(text):
+    """``argparse`` type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not an integer: {text!r}')
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be positive: {text!r}')
+    return value

@@ -1,0 +1,116 @@
+"""The ``*-released_*`` configs start from converted published weights.
+
+Each one names its converted checkpoint in ``load_from`` and builds exactly
+the architecture the converter writes: every key and shape of the model
+equals the converter's output for the matching published model, so
+``load_from`` loads every tensor (nothing random is left, nothing is
+skipped). The RefineNet side compares against the published layout
+(``official_refinenet_shapes``, mapped with ``official_to_mmseg_key``); the
+FRRN side converts random arrays laid out as the official ``.npz``.
+"""
+import glob
+import os.path as osp
+import re
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
+
+from mmseg.registry import MODELS
+from mmseg.utils import register_all_modules
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RELEASED = sorted(
+    glob.glob(osp.join(REPO, 'configs', '*', '*-released_*.py')))
+
+register_all_modules()
+import mmseg_refinenet  # noqa: E402,F401  (as custom_imports does)
+from mmseg_refinenet.converters.frrn import (  # noqa: E402
+    convert_frrn_lasagne_params, frrn_lasagne_layout)
+from mmseg_refinenet.converters.refinenet import (  # noqa: E402
+    official_refinenet_buffers, official_refinenet_shapes,
+    official_to_mmseg_key)
+
+
+def build(cfg):
+    return revert_sync_batchnorm(MODELS.build(cfg.model))
+
+
+def model_shapes(model):
+    return {
+        k: tuple(v.shape)
+        for k, v in model.state_dict().items()
+        if not k.endswith('num_batches_tracked')
+    }
+
+
+def test_released_configs_found():
+    names = sorted(osp.basename(p) for p in RELEASED)
+    assert names == [
+        'frrn-a-released_1xb3-10k_cityscapes-256x512.py',
+        'frrn-b-released_1xb3-10k_cityscapes-512x1024.py',
+        'lw-refinenet_r101-released_4xb4-20k_voc12aug-512x512.py',
+        'lw-refinenet_r152-released_4xb4-20k_voc12aug-512x512.py',
+        'lw-refinenet_r50-released_4xb4-20k_voc12aug-512x512.py',
+        'refinenet_r101-released_4xb4-20k_voc12aug-512x512.py',
+    ]
+
+
+@pytest.mark.parametrize('path', RELEASED, ids=osp.basename)
+def test_load_from_and_no_imagenet_init(path):
+    cfg = Config.fromfile(path)
+    stem = osp.basename(path).split('-released')[0]
+    assert cfg.load_from.startswith('checkpoints/released/' + stem)
+    # the converted checkpoint replaces every weight: no download at init
+    assert cfg.model.backbone.get('init_cfg') is None
+    # the comment at the top says how to make the file
+    with open(path) as f:
+        assert 'tools/model_converters/' in f.read()
+
+
+@pytest.mark.parametrize(
+    'path', [p for p in RELEASED if 'refinenet' in osp.basename(p)],
+    ids=osp.basename)
+def test_refinenet_config_is_the_published_layout(path):
+    cfg = Config.fromfile(path)
+    assert cfg.model.decode_head.align_corners is True  # as released
+    depth = cfg.model.backbone.depth
+    lightweight = osp.basename(path).startswith('lw-')
+    num_classes = cfg.model.decode_head.num_classes
+    published = dict(
+        official_refinenet_shapes(depth, num_classes, lightweight))
+    published.update(
+        official_refinenet_buffers(depth, num_classes, lightweight)[0])
+    expected = {official_to_mmseg_key(k): v for k, v in published.items()}
+    assert model_shapes(build(cfg)) == expected
+
+
+@pytest.mark.parametrize(
+    'path', [p for p in RELEASED if 'frrn' in osp.basename(p)],
+    ids=osp.basename)
+def test_frrn_config_loads_a_converted_npz(path):
+    cfg = Config.fromfile(path)
+    arch = re.match(r'frrn-(\w)-', osp.basename(path))[1].upper()
+    num_classes = cfg.model.decode_head.num_classes
+    rng = np.random.default_rng(0)
+    arrays = []
+    for _, kind, shape in frrn_lasagne_layout(arch, num_classes):
+        value = rng.standard_normal(shape).astype(np.float32)
+        arrays.append(np.abs(value) + 0.5 if kind == 'inv_std' else value)
+    state, _ = convert_frrn_lasagne_params(arrays, arch, num_classes)
+    model = build(cfg)
+    converted = {
+        k: tuple(v.shape)
+        for k, v in state.items() if not k.endswith('num_batches_tracked')
+    }
+    assert converted == model_shapes(model)
+    model.load_state_dict(state, strict=True)
+    # the official input scaling: RGB in [0, 1]
+    pre = cfg.model.data_preprocessor
+    assert pre.mean == [0., 0., 0.] and pre.std == [255., 255., 255.]
+    assert pre.bgr_to_rgb is True
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 128), mode='tensor')
+    assert out.shape == (1, num_classes, 64, 128)
