@@ -60,7 +60,8 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from mmseg_refinenet.utils.cli import (  # noqa: E402
-    OneLineArgumentParser, fail, positive_int, silence_library_notices)
+    OneLineArgumentParser, fail, positive_int, resolve_device,
+    silence_library_notices)
 
 silence_library_notices()
 
@@ -702,11 +703,7 @@ def main(argv=None):
             bm.resolve_config(config_path(model['config']))
         except bm.BenchmarkError as e:
             fail(str(e))
-    device = args.device
-    if device == 'auto':
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    elif device == 'cuda' and not torch.cuda.is_available():
-        fail('--device cuda: CUDA is not available')
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     if device == 'cuda':

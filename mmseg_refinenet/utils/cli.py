@@ -47,3 +47,14 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f'must be positive: {text!r}')
     return value
+
+
+def resolve_device(name):
+    """``'auto'`` -> ``'cuda'`` when available, else ``'cpu'``; a
+    ``'cuda'`` request without CUDA ends with :func:`fail`."""
+    import torch
+    if name == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if name == 'cuda' and not torch.cuda.is_available():
+        fail('--device cuda: CUDA is not available')
+    return name

@@ -51,7 +51,8 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from mmseg_refinenet.utils.cli import (  # noqa: E402
-    OneLineArgumentParser, fail, positive_int, silence_library_notices)
+    OneLineArgumentParser, fail, positive_int, resolve_device,
+    silence_library_notices)
 
 silence_library_notices()
 
@@ -218,11 +219,7 @@ def main(argv=None):
     bm = _benchmark()
 
     cfgs = [load_config(path) for path in args.configs]
-    device = args.device
-    if device == 'auto':
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    elif device == 'cuda' and not torch.cuda.is_available():
-        fail('--device cuda: CUDA is not available')
+    device = resolve_device(args.device)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
 
