@@ -60,7 +60,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from mmseg_refinenet.utils.cli import (  # noqa: E402
-    OneLineArgumentParser, fail, positive_int, resolve_device,
+    OneLineArgumentParser, fail, positive_float, positive_int, resolve_device,
     silence_library_notices)
 
 silence_library_notices()
@@ -130,16 +130,6 @@ def progress(message):
     stamp = time.strftime('%H:%M:%S')
     sys.stderr.write(f'{stamp} {message}\n')
     sys.stderr.flush()
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'not a number: {text!r}')
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'must be positive: {text!r}')
-    return value
 
 
 def parse_args(argv=None):

@@ -75,6 +75,24 @@ def short_schedule_options():
     return _short_schedule_options
 
 
+def _assert_one_line_error(proc, *fragments, status=2):
+    """A tool's refusal: exit ``status``, no traceback, and one ``error:``
+    line on stderr that names every fragment."""
+    assert proc.returncode == status, proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), \
+        proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope='session')
+def assert_one_line_error():
+    """:func:`_assert_one_line_error`: checks a subprocess that refused."""
+    return _assert_one_line_error
+
+
 def _free_port():
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))

@@ -334,6 +334,7 @@ def test_sigkill_mid_run_then_resume_one_process(reference, tiny_config,
     assert_resumed_exactly(str(work_dir), reference.work_dir, saved)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_two_gloo_processes(
         tiny_config, options, tmp_path, free_port):
     reference = train(tiny_config, tmp_path / 'ref', options, nprocs=2,

@@ -39,6 +39,7 @@ def _configs():
         for p in glob.glob(osp.join(REPO, 'configs', folder, '*.py')))
 
 
+@pytest.mark.slow
 def test_files_are_up_to_date():
     for rel, text in _generator().expected_files().items():
         path = osp.join(REPO, rel)

@@ -165,8 +165,16 @@ def main(argv=None):
     stage = None
     if args.out is not None:
         stage = osp.abspath(args.out.rstrip('/\\')) + '.partial'
-        cfg.test_evaluator['output_dir'] = stage
-        cfg.test_evaluator['keep_results'] = True
+        # a list of metrics (e.g. IoU + trimap): the IoU metric writes them
+        metrics = cfg.test_evaluator
+        if isinstance(metrics, (list, tuple)):
+            metrics = [m for m in metrics if m.get('type') == 'IoUMetric']
+            if not metrics:
+                parser.error('--out needs an IoUMetric in test_evaluator '
+                             f'(it writes the predictions) in {args.config!r}')
+        for metric in (metrics if isinstance(metrics, list) else [metrics]):
+            metric['output_dir'] = stage
+            metric['keep_results'] = True
 
     # several processes without CUDA: gloo, CPU DDP wrapper, no SyncBN
     setup_cpu_distributed(cfg)

@@ -711,8 +711,15 @@ def device_name(device):
 
 
 def git_commit(repo):
-    """The checked-out commit, read from ``.git`` without running git."""
+    """The checked-out commit, read from ``.git`` without running git.
+
+    A copy of the tree without ``.git`` (the lent GPU machine of
+    ``docs/gpu_runbook.md``) gets it from ``$MMSEG_RN_COMMIT``, which
+    ``tools/device/env.sh`` sets from the carried ``.carry/meta``.
+    """
     git = osp.join(repo, '.git')
+    if not osp.exists(git):
+        return os.environ.get('MMSEG_RN_COMMIT') or None
     try:
         with open(osp.join(git, 'HEAD')) as f:
             head = f.read().strip()
@@ -740,6 +747,9 @@ def git_dirty(repo):
     ``GIT_OPTIONAL_LOCKS=0``, so that it never takes the index lock of a
     tree others work in.
     """
+    if not osp.exists(osp.join(repo, '.git')):
+        flag = os.environ.get('MMSEG_RN_DIRTY')
+        return None if flag not in ('0', '1') else flag == '1'
     env = dict(os.environ, GIT_OPTIONAL_LOCKS='0')
     try:
         proc = subprocess.run(

@@ -49,6 +49,17 @@ def positive_int(text):
     return value
 
 
+def positive_float(text):
+    """``argparse`` type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not a number: {text!r}')
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'must be positive: {text!r}')
+    return value
+
+
 def resolve_device(name):
     """``'auto'`` -> ``'cuda'`` when available, else ``'cpu'``; a
     ``'cuda'`` request without CUDA ends with :func:`fail`."""

@@ -33,15 +33,6 @@ def run(script, *args, cwd):
                           timeout=TIMEOUT)
 
 
-def assert_one_line_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr
-    assert 'Traceback' not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
 def test_compare_models(tmp_path):
     proc = run(COMPARE, OURS, MMSEG_UNET, '--shape', '64', '64',
                '--repeats', '2', '--warmup', '1', '--out', 'tmp',
@@ -92,7 +83,8 @@ def test_compare_models(tmp_path):
     ([OURS, '--shape', 'a', '64'], ['not an integer']),
     ([OURS], ['--shape']),
 ])
-def test_compare_models_wrong_arguments(tmp_path, args, fragments):
+def test_compare_models_wrong_arguments(tmp_path, args, fragments,
+                                        assert_one_line_error):
     proc = run(COMPARE, *args, cwd=tmp_path)
     assert_one_line_error(proc, *fragments)
 
@@ -140,7 +132,7 @@ def test_plot_curves(tmp_path):
     assert (tmp_path / 'loss.png').is_file()
 
 
-def test_plot_curves_errors(tmp_path):
+def test_plot_curves_errors(tmp_path, assert_one_line_error):
     (tmp_path / 'empty_dir').mkdir()
     proc = run(PLOT, 'empty_dir', '--out', 'c.png', cwd=tmp_path)
     assert_one_line_error(proc, 'no MMEngine scalar log', 'empty_dir')

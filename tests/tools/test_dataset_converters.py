@@ -487,6 +487,54 @@ def test_refuses_non_empty_output_and_keeps_it(tmp_path):
             str(tmp_path / 'CamVid'), str(tmp_path), overwrite=True)
 
 
+def test_camvid_splits_arrive_in_parts(tmp_path, capsys):
+    """train+val first (test not there yet), test added later."""
+    tool = load_tool('camvid')
+    labels = make_camvid(tmp_path / 'CamVid')
+    src = tmp_path / 'CamVid'
+    for stem in CAMVID_SPLITS['test']:  # the test split has not arrived
+        os.remove(src / 'test' / f'{stem}.png')
+    out = tmp_path / 'data' / 'camvid'
+    code, err = run_main(capsys, 'camvid', src, '-o', out, '--splits',
+                         'train', 'val')
+    assert code == 0, err
+    assert sorted(os.listdir(out / 'img_dir')) == ['train', 'val']
+    # test is refused while its images are missing, and nothing changes
+    code, err = run_main(capsys, 'camvid', src, '-o', out, '--splits',
+                         'test')
+    assert code == 2 and 'error:' in err and '0001TP_008550.png' in err
+    assert sorted(os.listdir(out / 'img_dir')) == ['train', 'val']
+    make_camvid(tmp_path / 'full')
+    counts = tool.convert_camvid(str(tmp_path / 'full'), str(out),
+                                 splits=['test'])
+    assert counts == dict(test=2)
+    for sub in ('img_dir', 'ann_dir'):
+        assert sorted(os.listdir(out / sub)) == ['test', 'train', 'val']
+    assert sorted(os.listdir(tmp_path / 'data')) == ['camvid']  # no leftovers
+    ann = read_png(out / 'ann_dir' / 'train' / '0001TP_006690.png')
+    np.testing.assert_array_equal(
+        ann, np.where(labels['0001TP_006690'] == 11, 255,
+                      labels['0001TP_006690']))
+    # a split that is already there is replaced only with --overwrite
+    with pytest.raises(ValueError,
+                       match=r"already holds.*'test'.*--overwrite"):
+        tool.convert_camvid(str(tmp_path / 'full'), str(out),
+                            splits=['test'])
+    tool.convert_camvid(str(tmp_path / 'full'), str(out), splits=['test'],
+                        overwrite=True)
+    assert len(os.listdir(out / 'img_dir' / 'test')) == 2
+    # a folder of another layout is not added to
+    other = tmp_path / 'other'
+    os.makedirs(other)
+    (other / 'keep.txt').write_text('mine')
+    with pytest.raises(ValueError, match='not empty'):
+        tool.convert_camvid(str(tmp_path / 'full'), str(other),
+                            splits=['test'])
+    with pytest.raises(ValueError, match='splits must be'):
+        tool.convert_camvid(str(tmp_path / 'full'), str(tmp_path / 'x'),
+                            splits=['test', 'test'])
+
+
 # --------------------------------------------------------------------------
 # the base dataset configs build their train set on converted fixtures
 # --------------------------------------------------------------------------

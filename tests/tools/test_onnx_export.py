@@ -76,6 +76,7 @@ def run_onnx(path, inputs):
     return session.run(None, {'inputs': inputs.numpy()})
 
 
+@pytest.mark.slow
 def test_refinenet_dynamic_export_matches_mmseg(checkpoints):
     import onnx
     root, ckpts = checkpoints

@@ -106,3 +106,21 @@ def test_out_is_published_complete(setup, tmp_path):
         '0000.png', '0001.png', '0002.png', 'keep.txt'
     ]
     assert not (tmp_path / 'out.partial').exists()
+
+
+def test_out_with_a_list_of_metrics(setup, tmp_path):
+    """IoU + trimap (as the CamVid and ``_trimap`` configs): the IoU metric
+    writes the predictions; the trimap figures land in the metrics JSON."""
+    config = tmp_path / 'with_trimap.py'
+    config.write_text(
+        f'_base_ = {CONFIG!r}\n'
+        "test_evaluator = [dict(type='IoUMetric', iou_metrics=['mIoU']),\n"
+        "                  dict(type='TrimapIoUMetric', radii=(1, 2),\n"
+        '                       per_class=True)]\n')
+    out = tmp_path / 'out'
+    proc = run_test([str(config), setup['good'], '--out', str(out)] +
+                    options(setup['data'], tmp_path / 'work'),
+                    cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(out)) == ['0000.png', '0001.png', '0002.png']
+    assert 'mIoU@r2' in proc.stdout + proc.stderr

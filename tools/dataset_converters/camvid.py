@@ -20,6 +20,16 @@ Example::
 
 Nothing is written unless every file converts: the output is built in a
 hidden folder next to ``OUT`` and renamed into place at the end.
+
+``--splits`` converts only some splits (only those need to be present in
+``SRC``); into an ``OUT`` that already holds other splits it adds the new
+ones, each staged the same way. That serves data that arrives in parts,
+e.g. train and val first, test later (``docs/gpu_runbook.md``)::
+
+    python tools/dataset_converters/camvid.py CamVid -o data/camvid \
+        --splits train val
+    python tools/dataset_converters/camvid.py CamVid -o data/camvid \
+        --splits test
 """
 import argparse
 import os
@@ -27,7 +37,7 @@ import os.path as osp
 import shutil
 import sys
 from functools import partial
-from typing import Dict
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -81,15 +91,46 @@ def _convert_pair(stem: str, src_dir: str, split: str, out_dir: str) -> None:
         raise OSError(f'could not write {out_file}')
 
 
+def _existing_splits(out_dir: str) -> Optional[List[str]]:
+    """The splits held by an ``out_dir`` in this converter's layout, or None
+    if it holds anything else (or nothing)."""
+    if not osp.isdir(out_dir) or not os.listdir(out_dir):
+        return None
+    top = set(os.listdir(out_dir))
+    if not top <= {'img_dir', 'ann_dir'}:
+        return None
+    found = set()
+    for sub in top:
+        names = set(os.listdir(osp.join(out_dir, sub)))
+        if not names <= set(SPLITS):
+            return None
+        found |= names
+    return [split for split in SPLITS if split in found]
+
+
+def _check_splits(splits: Sequence[str]) -> Tuple[str, ...]:
+    splits = tuple(splits)
+    unknown = [s for s in splits if s not in SPLITS]
+    if not splits or unknown or len(set(splits)) != len(splits):
+        raise ValueError(f'splits must be distinct names out of {SPLITS}, '
+                         f'got {list(splits)}')
+    return tuple(s for s in SPLITS if s in splits)
+
+
 def convert_camvid(src_dir: str,
                    out_dir: str,
-                   overwrite: bool = False) -> Dict[str, int]:
+                   overwrite: bool = False,
+                   splits: Sequence[str] = SPLITS) -> Dict[str, int]:
     """Convert CamVid from SegNet's layout into ``out_dir``.
 
     Args:
         src_dir (str): The SegNet ``CamVid`` folder.
         out_dir (str): Output folder; gets ``img_dir/`` and ``ann_dir/``.
-        overwrite (bool): Replace a non-empty ``out_dir``. Default: False.
+        overwrite (bool): Replace a non-empty ``out_dir`` (with ``splits``
+            a part of the splits: replace those splits). Default: False.
+        splits (Sequence[str]): The splits to convert. When not all of
+            them and ``out_dir`` already holds other splits of this layout,
+            the new ones are added to it. Default: train, val and test.
 
     Returns:
         dict[str, int]: Number of images written per split.
@@ -97,12 +138,25 @@ def convert_camvid(src_dir: str,
     Raises:
         FileNotFoundError: A list, image or label file is missing.
         ValueError: Malformed input (label values above 11, image and label
-            sizes differ) or a non-empty ``out_dir`` without ``overwrite``.
+            sizes differ), an unknown split, or a non-empty ``out_dir``
+            (or one that already holds a requested split) without
+            ``overwrite``.
     """
     out_dir = osp.abspath(out_dir)
-    check_out_dir(out_dir, [src_dir], overwrite)
+    splits = _check_splits(splits)
+    existing = _existing_splits(out_dir)
+    add = (splits != SPLITS and existing is not None)
+    if add:
+        check_out_dir(out_dir, [src_dir], overwrite=True)
+        clash = [s for s in splits if s in existing]
+        if clash and not overwrite:
+            raise ValueError(f'output folder {out_dir} already holds the '
+                             f'split(s) {clash} (pass --overwrite to replace '
+                             'them)')
+    else:
+        check_out_dir(out_dir, [src_dir], overwrite)
     stems = {}
-    for split in SPLITS:
+    for split in splits:
         list_file = osp.join(src_dir, split + '.txt')
         if not osp.isfile(list_file):
             raise FileNotFoundError(
@@ -115,8 +169,8 @@ def convert_camvid(src_dir: str,
                 if not osp.isfile(path):
                     raise FileNotFoundError(
                         f'{path} not found (listed in {list_file})')
-    with staged_output(out_dir) as tmp:
-        for split in SPLITS:
+    with staged_output(out_dir if not add else out_dir + '.adding') as tmp:
+        for split in splits:
             print(f'{split}: {len(stems[split])} images')
             os.makedirs(osp.join(tmp, 'img_dir', split))
             os.makedirs(osp.join(tmp, 'ann_dir', split))
@@ -125,7 +179,18 @@ def convert_camvid(src_dir: str,
                         src_dir=src_dir,
                         split=split,
                         out_dir=tmp), stems[split])
-    return {split: len(stems[split]) for split in SPLITS}
+    if add:
+        # every file converted: move the new split folders into out_dir
+        staged = out_dir + '.adding'
+        for split in splits:
+            for sub in ('img_dir', 'ann_dir'):
+                dst = osp.join(out_dir, sub, split)
+                if osp.isdir(dst):
+                    shutil.rmtree(dst)
+                os.makedirs(osp.dirname(dst), exist_ok=True)
+                os.rename(osp.join(staged, sub, split), dst)
+        shutil.rmtree(staged)
+    return {split: len(stems[split]) for split in splits}
 
 
 def parse_args(argv=None):
@@ -141,14 +206,22 @@ def parse_args(argv=None):
                         help='output path')
     parser.add_argument('--overwrite',
                         action='store_true',
-                        help='replace the output folder if it is not empty')
+                        help='replace the output folder if it is not empty '
+                        '(with --splits: replace those splits)')
+    parser.add_argument('--splits',
+                        nargs='+',
+                        choices=SPLITS,
+                        default=list(SPLITS),
+                        help='convert only these splits; added to an output '
+                        'folder that already holds others (default: all)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        counts = convert_camvid(args.src_dir, args.out_dir, args.overwrite)
+        counts = convert_camvid(args.src_dir, args.out_dir, args.overwrite,
+                                args.splits)
     except (FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -37,6 +37,17 @@ train_cfg = dict(type='IterBasedTrainLoop',
                  max_iters=max_iters,
                  val_interval=1000)
 val_cfg = dict(type='ValLoop')
+# Testing adds FRRN's trimap curve (Pohlen et al., Sec. 5.3 / Fig. 7: the
+# mIoU within r pixels of a label boundary) with per-class IoUs. r = 600 is
+# the diagonal of a 360x480 CamVid image: its band is the whole image, so
+# its per-class IoUs are IoUMetric's (which only logs them), as numbers in
+# the metrics JSON. Validation during training stays the plain mIoU.
+test_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='TrimapIoUMetric',
+         radii=(1, 2, 4, 8, 16, 32, 64, 80, 600),
+         per_class=True)
+]
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

@@ -1,0 +1,283 @@
+"""tools/device/camvid_experiment.py: the schedule it passes to the five
+CamVid configs, its background runs (start, interruption, resume) and the
+records it collects. The fast tests use stand-in commands and written
+logs; one slow test runs the whole sequence on a tiny generated CamVid on
+the CPU."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(REPO, 'tools', 'device', 'camvid_experiment.py')
+
+
+def load_tool():
+    # as when run as a script: its folder first on sys.path (device_cli)
+    if osp.dirname(TOOL) not in sys.path:
+        sys.path.insert(0, osp.dirname(TOOL))
+    spec = importlib.util.spec_from_file_location('camvid_experiment', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tool = load_tool()
+
+
+@pytest.mark.parametrize('key', tool.MODEL_KEYS)
+def test_schedule_options_apply_to_every_config(key):
+    """The --cfg-options give every config the same shortened schedule."""
+    config = dict((m[0], m[2]) for m in tool.MODELS)[key]
+    sched = tool.schedule_for(3000, 'bf16', 3, 5)
+    assert sched['warmup_iters'] == 300 and sched['val_interval'] == 750
+    cfg = Config.fromfile(osp.join(REPO, config))
+    planned = cfg.train_cfg.max_iters
+    assert planned == tool.PLANNED_ITERS
+    from mmengine.config import DictAction
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction)
+    opts = parser.parse_args(
+        ['--o'] + tool.schedule_options(sched, '/data/cv')).o
+    cfg.merge_from_dict(opts)
+    assert cfg.train_cfg.max_iters == 3000
+    assert cfg.train_cfg.val_interval == 750
+    warm, poly = cfg.param_scheduler
+    assert (warm.type, warm.begin, warm.end) == ('LinearLR', 0, 300)
+    assert (poly.type, poly.begin, poly.end) == ('PolyLR', 300, 3000)
+    assert cfg.default_hooks.checkpoint.interval == 750
+    assert cfg.default_hooks.checkpoint.save_best == 'mIoU'
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert cfg.optim_wrapper.optimizer.lr == tool.LR
+    assert cfg.train_dataloader.batch_size == tool.BATCH_SIZE
+    for loader in ('train', 'val', 'test'):
+        assert cfg[f'{loader}_dataloader'].dataset.data_root == '/data/cv'
+    # the configs' own data folder needs no option
+    assert tool.data_root_options('data/camvid') == []
+    # testing reports the trimap curve and whole-image per-class IoUs
+    trimap = cfg.test_evaluator[1]
+    assert trimap.type == 'TrimapIoUMetric' and trimap.per_class
+    assert max(trimap.radii) >= (360**2 + 480**2)**0.5
+
+
+def test_schedule_refuses_too_few_iterations():
+    with pytest.raises(ValueError, match='at least 8'):
+        tool.schedule_for(4, 'bf16', 3, 5)
+    # warm-up never degenerates into a single step (LinearLR needs 2)
+    assert tool.schedule_for(8, 'none', 1, 1)['warmup_iters'] == 2
+
+
+def test_background_runs_interrupted_and_finished(tmp_path):
+    run = tool.Run(str(tmp_path / 'run'))
+    run.makedirs()
+    assert tool.status_of(run, 'a') == 'new'
+    ok = tool.launch(run, 'a', 'train', ['-c', 'print("done")'])
+    slow = tool.launch(run, 'b', 'train',
+                       ['-c', 'import time; time.sleep(60)'])
+    bad = tool.launch(run, 'c', 'train', ['-c', 'raise SystemExit(3)'])
+    assert tool.status_of(run, 'b') == 'running'
+    states = tool.wait_for(run, ['a', 'c'], 'train', time.monotonic() + 30)
+    assert states == dict(a='finished', c='failed')
+    ok.wait()
+    bad.wait()
+    # killing the supervisor's session (as a lost command would) leaves the
+    # run 'interrupted', to be resumed by the next `train`
+    os.killpg(slow.pid, 9)
+    slow.wait()
+    assert tool.status_of(run, 'b') == 'interrupted'
+    segment = run.state('b')['segments'][0]
+    assert segment['rc'] is None and 'time.sleep(60)' in segment['command']
+    assert run.state('a')['segments'][0]['rc'] == 0
+    assert run.state('c')['segments'][0]['rc'] == 3
+
+
+def fake_work_dir(work_dir, steps=(50, 100), val=((50, 30.0), (100, 41.5)),
+                  best=100):
+    os.makedirs(osp.join(work_dir, '20260101_000000', 'vis_data'))
+    lines = []
+    for step in steps:
+        lines.append(dict(lr=1e-3, loss=2.0 - step / 100, time=0.2,
+                          memory=9000 + step, step=step))
+    for step, miou in val:
+        lines.append(dict(aAcc=80.0, mIoU=miou, mAcc=50.0, step=step))
+    with open(osp.join(work_dir, '20260101_000000', 'vis_data',
+                       'scalars.json'), 'w') as f:
+        f.write(''.join(json.dumps(x) + '\n' for x in lines))
+    open(osp.join(work_dir, f'best_mIoU_iter_{best}.pth'), 'w').close()
+    open(osp.join(work_dir, 'last_checkpoint'), 'w').write('iter_100.pth')
+
+
+def test_train_launches_resumes_and_keeps_the_schedule(tmp_path, monkeypatch):
+    run_dir = tmp_path / 'run'
+    data = tmp_path / 'data'
+    for split in ('train', 'val'):
+        os.makedirs(data / 'img_dir' / split)
+    launched = []
+
+    def fake_launch(run, key, phase, args, env=None):
+        launched.append((key, args))
+
+    monkeypatch.setattr(tool, 'launch', fake_launch)
+    fake_work_dir(str(run_dir / 'train' / 'fcn-r50-d8'))
+    code = tool.main(['train', '--run', str(run_dir), '--data', str(data),
+                      '--iters', '200', '--models', 'frrn-a', 'fcn-r50-d8'])
+    assert code == 0
+    assert [k for k, _ in launched] == ['frrn-a', 'fcn-r50-d8']
+    frrn, fcn = (args for _, args in launched)
+    assert '--resume' not in frrn and '--resume' in fcn
+    assert 'train_cfg.max_iters=200' in frrn
+    assert f'train_dataloader.dataset.data_root={data}' in frrn
+    sched = json.loads((run_dir / 'schedule.json').read_text())
+    assert sched['iterations'] == 200 and sched['amp'] == 'bf16'
+    # a run is fixed to its schedule
+    proc = subprocess.run([sys.executable, TOOL, 'train', '--run',
+                           str(run_dir), '--data', str(data), '--iters',
+                           '300'], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert 'fixed at 200 iterations' in proc.stderr
+    # without data: a clear error naming the converter
+    proc = subprocess.run([sys.executable, TOOL, 'train', '--run',
+                           str(tmp_path / 'other'), '--data',
+                           str(tmp_path / 'nodata'), '--iters', '300'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert 'dataset_converters/camvid.py' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_collect_record(tmp_path):
+    run = tool.Run(str(tmp_path / 'run'))
+    run.makedirs()
+    fake_work_dir(run.work_dir('frrn-a'))
+    sched = tool.schedule_for(100, 'bf16', 3, 5)
+    sched.update(models=['frrn-a'], data_root='data/camvid')
+    now = time.time()
+    state = dict(segments=[
+        dict(pid=1, start=now - 100, end=now - 60, rc=None,
+             command='python tools/train.py X'),
+        dict(pid=2, start=now - 50, end=now, rc=0,
+             command='python tools/train.py X --resume')
+    ])
+    tool._write_json(run.state_file('frrn-a'), state)
+    radii = (1, 2, 600)
+    for phase, miou in (('ss', 61.234), ('ms_flip', 62.5)):
+        metrics = {'aAcc': 90.0, 'mIoU': miou, 'mAcc': 70.0}
+        for r in radii:
+            metrics[f'mIoU@r{r}'] = miou if r == 600 else 30.0 + r
+            for name in ('Sky', 'Road'):
+                metrics[f'IoU.{name}@r{r}'] = 80.0 + r / 1000
+        folder = os.path.join(run.path('test', 'frrn-a', phase),
+                              '20260101_010101')
+        os.makedirs(folder)
+        with open(osp.join(folder, '20260101_010101.json'), 'w') as f:
+            json.dump(metrics, f)
+    rec = tool.collect_record(run, sched, 'frrn-a', 'FRRN A', 'cfg.py',
+                              'abc', False, 'NVIDIA H100 80GB HBM3')
+    assert rec['iterations'] == 100
+    assert rec['wall_time_s'] == pytest.approx(90, abs=0.2)
+    assert rec['train_segments'] == 2
+    assert rec['command'] == 'python tools/train.py X'
+    assert rec['val_miou'] == 41.5 and rec['val_best_iter'] == 100
+    assert rec['val_curve'] == [[50, 30.0], [100, 41.5]]
+    assert rec['peak_memory_mb'] == 9100.0
+    assert rec['test_miou'] == 61.23 and rec['test_miou_ms_flip'] == 62.5
+    assert rec['per_class_iou'] == dict(Sky=80.6, Road=80.6)
+    assert rec['trimap'] == dict(radii=[1, 2], miou=[31.0, 32.0])
+    assert rec['schedule']['iterations'] == 100
+
+
+def make_segnet_camvid(root, size=(48, 64)):
+    rng = np.random.default_rng(0)
+    h, w = size
+    for split, n in dict(train=4, val=2, test=2).items():
+        os.makedirs(root / split)
+        os.makedirs(root / (split + 'annot'))
+        stems = [f'{split}{i}' for i in range(n)]
+        (root / f'{split}.txt').write_text(''.join(s + '\n' for s in stems))
+        for stem in stems:
+            label = np.full((h, w), 3, np.uint8)
+            label[:h // 2] = 0
+            label[h // 2:h // 2 + 8, 8:24] = 8
+            label[0, 0] = 11
+            img = np.array([(128, 128, 128), (0, 0, 0), (0, 0, 0),
+                            (128, 64, 128), (0, 0, 0), (0, 0, 0), (0, 0, 0),
+                            (0, 0, 0), (64, 0, 128), (0, 0, 0), (0, 0, 0),
+                            (0, 0, 0)], np.uint8)[label]
+            img = np.clip(img + rng.integers(0, 20, img.shape), 0, 255)
+            Image.fromarray(img.astype(np.uint8)).save(
+                root / split / f'{stem}.png')
+            Image.fromarray(label).save(root / (split + 'annot') /
+                                        f'{stem}.png')
+
+
+@pytest.mark.slow
+def test_whole_sequence_on_cpu(tmp_path):
+    """calibrate -> train -> wait -> test -> collect -> report, FRRN A on a
+    generated CamVid of 48x64 images (a few minutes on 2 cores)."""
+    make_segnet_camvid(tmp_path / 'src')
+    data = tmp_path / 'data'
+    convert = [sys.executable,
+               osp.join(REPO, 'tools', 'dataset_converters', 'camvid.py'),
+               str(tmp_path / 'src'), '-o', str(data), '--splits']
+    subprocess.run(convert + ['train', 'val'], check=True,
+                   capture_output=True)
+    extra = ['train_dataloader.batch_size=2',
+             'train_dataloader.dataset.pipeline.2.scale=(64,48)',
+             'train_dataloader.dataset.pipeline.3.crop_size=(48,64)',
+             'val_dataloader.dataset.pipeline.1.scale=(64,48)',
+             'test_dataloader.dataset.pipeline.1.scale=(64,48)']
+    common = ['--run', str(tmp_path / 'run')]
+    data_args = ['--data', str(data), '--models', 'frrn-a', '--amp', 'none',
+                 '--num-workers', '1', '--extra'] + extra
+
+    def phase(*args, expect=0):
+        proc = subprocess.run([sys.executable, TOOL, *args],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == expect, proc.stdout + proc.stderr[-3000:]
+        return proc.stdout
+
+    out = phase('calibrate', *common, *data_args, '--iters', '8',
+                '--log-every', '2', '--budget-min', '1', '--round', '8')
+    assert 'proposed:' in out
+    phase('train', *common, *data_args)
+    phase('wait', *common, '--every', '30')
+    # test needs the test split: a clear error until it is converted
+    out = subprocess.run([sys.executable, TOOL, 'test', *common],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and '--splits test' in out.stderr
+    subprocess.run(convert + ['test'], check=True, capture_output=True)
+    phase('test', *common, '--device', 'cpu', '--jobs', '2')
+    phase('collect', *common, '--export', str(tmp_path / 'out'),
+          '--commit', 'abc1234')
+    rec = json.loads((tmp_path / 'run' / 'results' /
+                      'frrn-a.json').read_text())
+    assert rec['iterations'] == 8 and rec['commit'] == 'abc1234'
+    assert rec['test_miou'] is not None and rec['test_miou_ms_flip']
+    assert len(rec['per_class_iou']) == 11
+    assert len(rec['trimap']['radii']) == 8
+    assert len(os.listdir(tmp_path / 'run' / 'preds' / 'frrn-a')) == 2
+    assert (tmp_path / 'out' / 'camvid_run.tar.gz').is_file()
+    # and the report renders it
+    docs = tmp_path / 'docs'
+    docs.mkdir()
+    for name in ('camvid.md', 'camvid.json'):
+        (docs / name).write_text(
+            open(osp.join(REPO, 'docs', 'results', name)).read())
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'analysis', 'camvid_report.py'),
+        str(tmp_path / 'run'), '--data', str(data), '--docs', str(docs)
+    ], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'FRRN A' in (docs / 'camvid.md').read_text()

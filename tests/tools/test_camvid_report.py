@@ -1,0 +1,262 @@
+"""tools/analysis/camvid_report.py, run as a user would.
+
+A synthetic GPU run (five result files with made-up numbers, 36x48
+prediction PNGs, a synthetic CamVid test folder) is rendered into copies
+of the real docs/results/camvid.md and camvid.json in tmp_path.
+"""
+import copy
+import json
+import os
+import os.path as osp
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SCRIPT = osp.join(REPO, 'tools', 'analysis', 'camvid_report.py')
+DOCS = osp.join(REPO, 'docs', 'results')
+CLASSES = ('Sky', 'Building', 'Pole', 'Road', 'Pavement', 'Tree',
+           'SignSymbol', 'Fence', 'Car', 'Pedestrian', 'Bicyclist')
+MODELS = [
+    ('frrn-a', 'FRRN A', 'frrn-a_1xb8-20k_camvid-360x480.py'),
+    ('refinenet-r50', 'RefineNet-R50 (4-cascaded)',
+     'refinenet_r50_1xb8-20k_camvid-360x480.py'),
+    ('fcn-r50-d8', 'FCN-R50-D8', 'fcn_r50-d8_1xb8-20k_camvid-360x480.py'),
+    ('deeplabv3-r50-d8', 'DeepLabV3-R50-D8',
+     'deeplabv3_r50-d8_1xb8-20k_camvid-360x480.py'),
+    ('unet-s5-d16', 'UNet-S5-D16 + FCN head',
+     'unet-s5-d16_fcn_1xb8-20k_camvid-360x480.py'),
+]
+STEMS = ['0001TP_008550', 'Seq05VD_f02370']
+REQUIRED = ('model', 'config', 'command', 'commit', 'device', 'iterations',
+            'test_miou', 'test_miou_ms_flip', 'val_miou', 'per_class_iou')
+
+
+def record(i, key, model, config, test_miou):
+    cfg = f'configs/camvid/{config}'
+    work = f'work_dirs/{config[:-3]}'
+    return {
+        'key': key, 'model': model, 'config': cfg, 'commit': 'abc1234',
+        'dirty': False, 'device': 'NVIDIA H100 80GB HBM3',
+        'torch': '2.11.0+cu130', 'date': '2025-01-02',
+        'commands': {
+            'train': f'python tools/train.py {cfg} --cfg-options '
+                     'train_cfg.max_iters=3000',
+            'test': f'python tools/test.py {cfg} {work}/iter_3000.pth',
+            'test_ms_flip': f'python tools/test.py {cfg} '
+                            f'{work}/iter_3000.pth --tta'},
+        'schedule': {'iterations': 3000, 'batch_size': 8,
+                     'warmup_iters': 300, 'amp': 'bfloat16', 'lr': 0.001,
+                     'planned_iterations': 20000, 'concurrent_models': 5},
+        'iterations': 3000,
+        'wall_time_s': 800.0 + 10 * i, 'peak_memory_mb': 10240.0 + 1024 * i,
+        'val_miou': test_miou + 1.5, 'val_best_iter': 3000,
+        'val_curve': [[1500, test_miou - 10], [3000, test_miou + 1.5]],
+        'loss_curve': [[50, 2.3], [100, 1.9 - 0.1 * i]],
+        'test_miou': test_miou, 'test_aacc': 85.0,
+        'test_miou_ms_flip': test_miou + 0.75,
+        'per_class_iou': {c: 40.0 + j + i / 4 for j, c in enumerate(CLASSES)},
+        'per_class_iou_ms_flip': {c: 41.0 + j for j, c in enumerate(CLASSES)},
+        'trimap': {'radii': [1, 2, 4, 8],
+                   'miou': [20.0 + i, 30.0, 40.0, test_miou - 1]},
+        'prediction_dir': f'preds/{key}',
+    }
+
+
+def make_run(tmp_path, mious=(61.0, 62.5, 50.0, 55.25, 45.0), skip=(),
+             edit=None):
+    """RUN_DIR, DATA and a copy of docs/results under tmp_path."""
+    run, data, docs = (tmp_path / 'run', tmp_path / 'data',
+                       tmp_path / 'docs')
+    for sub in ('results', 'preds'):
+        (run / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.RandomState(0)
+    (run / 'preds' / 'stems.txt').write_text('\n'.join(STEMS) + '\n')
+    for i, ((key, model, config), miou) in enumerate(zip(MODELS, mious)):
+        if key in skip:
+            continue
+        rec = record(i, key, model, config, miou)
+        if edit:
+            edit(rec)
+        (run / 'results' / f'{key}.json').write_text(json.dumps(rec))
+        (run / 'preds' / key).mkdir(exist_ok=True)
+        for stem in STEMS:
+            label = rng.randint(0, 11, (36, 48)).astype(np.uint8)
+            label[:3] = 255
+            Image.fromarray(label).save(run / 'preds' / key / f'{stem}.png')
+    for sub in ('img_dir', 'ann_dir'):
+        (data / sub / 'test').mkdir(parents=True, exist_ok=True)
+    for stem in STEMS:
+        Image.fromarray(rng.randint(0, 256, (36, 48, 3)).astype(
+            np.uint8)).save(data / 'img_dir' / 'test' / f'{stem}.png')
+        label = np.repeat(np.arange(12, dtype=np.uint8) % 11, 4)[None]
+        label = np.repeat(label, 36, 0)
+        label[-2:] = 255
+        Image.fromarray(label).save(data / 'ann_dir' / 'test' / f'{stem}.png')
+    if not docs.exists():
+        shutil.copytree(DOCS, docs)
+    return run, data, docs
+
+
+def report(run, data, docs, *extra):
+    return subprocess.run(
+        [sys.executable, SCRIPT, str(run), '--data', str(data), '--docs',
+         str(docs), *extra], capture_output=True, text=True, timeout=120)
+
+
+def original_parts():
+    with open(osp.join(DOCS, 'camvid.md')) as f:
+        text = f.read()
+    start = text.index('\n## GPU experiment') + 1
+    end = text.index('\n## ', start) + 1
+    return text[:start], text[end:]
+
+
+def goal_verdicts(md):
+    rows = [line for line in md.splitlines()
+            if line.startswith('| ') and (' above 60 ' in line
+                                          or 'ahead of the MMSeg' in line)]
+    return [row.strip('| ').split(' | ')[-1] for row in rows]
+
+
+def test_report(tmp_path):
+    run, data, docs = make_run(tmp_path)
+    with open(docs / 'camvid.json') as f:
+        old = json.load(f)
+    proc = report(run, data, docs, '--anchors')
+    assert proc.returncode == 0, proc.stderr
+
+    # camvid.json: five measured GPU records first, the rest untouched.
+    with open(docs / 'camvid.json') as f:
+        new = json.load(f)
+    gpu = [r for r in new if r.get('kind') == 'gpu']
+    assert [r['key'] for r in new[:5]] == [m[0] for m in MODELS]
+    assert len(gpu) == 5
+    for rec in gpu:
+        assert all(field in rec for field in REQUIRED)
+        assert 'status' not in rec and 'planned_commands' not in rec
+        assert rec['command'].startswith('python tools/train.py')
+        assert set(rec['commands']) == {'train', 'test', 'test_ms_flip'}
+        assert rec['trimap']['radii'] == [1, 2, 4, 8]
+    assert gpu[0]['test_miou'] == 61.0 and gpu[0]['peak_memory_gb'] == 10.0
+    assert new[5:] == [r for r in old if r.get('kind') != 'gpu']
+
+    # camvid.md: only the GPU section changes.
+    md = (docs / 'camvid.md').read_text()
+    head, tail = original_parts()
+    assert md.startswith(head + '## GPU experiment: 5 of 5 models run\n')
+    assert md.endswith(tail)
+    section = md[len(head):len(md) - len(tail)]
+    assert '## ' not in section.replace('\n### ', '\n')[3:]
+    for text in ('NVIDIA H100 80GB HBM3', '`abc1234` (clean tree)',
+                 '2025-01-02', '3000 of the configs\' 20000 iterations',
+                 'AMP bfloat16', 'all five models were trained at the same '
+                 'time on one device', '| 61.00 |', '| 62.50 |', '| 55.25 |',
+                 '| 61.75 |', '62.50 (3000)', '13.3 min', '| 10.00 |',
+                 'SegNet-Basic 46.3, ENet 51.3, FC-DenseNet103 66.9',
+                 'ENet (literature, not run here)', 'Missing (shown as -): '
+                 'none.', 'r=8', '![trimap](camvid_trimap.png)',
+                 '![val mIoU](camvid_val_curve.png)',
+                 '![predictions](camvid_predictions.png)',
+                 'docs/gpu_runbook.md', 'iter_3000.pth --tta',
+                 '| Sky | Building |'):
+        assert text in section, text
+    assert '(../../configs/camvid/frrn-a_1xb8-20k_camvid-360x480.py)' \
+        in section
+    assert goal_verdicts(section) == ['met', 'met', 'met']
+    assert 'Not run' not in section
+    for name in ('trimap', 'val_curve', 'predictions'):
+        path = docs / f'camvid_{name}.png'
+        assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+        assert path.stat().st_size < 600 * 1024
+    with Image.open(docs / 'camvid_predictions.png') as im:
+        assert im.size[0] > im.size[1]  # 7 columns, 2 rows
+
+    # Re-running on the same inputs writes identical files.
+    before = {p: (docs / p).read_bytes() for p in os.listdir(docs)}
+    proc = report(run, data, docs, '--anchors')
+    assert proc.returncode == 0, proc.stderr
+    assert {p: (docs / p).read_bytes() for p in os.listdir(docs)} == before
+
+
+def test_goals_not_met_and_missing_model(tmp_path):
+    # FRRN A 58.0: below 60 and behind DeepLabV3 (59.0); RefineNet ahead.
+    # UNet not run: its placeholder stays, the md says so.
+    run, data, docs = make_run(tmp_path, mious=(58.0, 60.5, 50.0, 59.0, 0),
+                               skip=('unet-s5-d16', ),
+                               edit=lambda r: r.pop('test_miou_ms_flip'))
+    with open(docs / 'camvid.json') as f:
+        old = json.load(f)
+    proc = report(run, data, docs)
+    assert proc.returncode == 0, proc.stderr
+    md = (docs / 'camvid.md').read_text()
+    assert '## GPU experiment: 4 of 5 models run' in md
+    assert 'Not run: UNet-S5-D16 + FCN head (no `results/unet-s5-d16.json`' \
+        in md
+    assert '| UNet-S5-D16 + FCN head | [unet-s5-d16_fcn_1xb8-20k_camvid-' \
+        '360x480.py](../../configs/camvid/unet-s5-d16_fcn_1xb8-20k_camvid-' \
+        '360x480.py) | not run |' in md
+    # Goal 2 cannot be decided without UNet.
+    verdicts = goal_verdicts(md)
+    assert verdicts[0] == 'not met'
+    assert all(v.startswith('not decidable') for v in verdicts[1:])
+    assert 'FRRN A: test_miou_ms_flip' in md
+    assert '(literature, not run here)' not in md
+    with open(docs / 'camvid.json') as f:
+        new = json.load(f)
+    assert new[4] == old[4]  # UNet placeholder, as it was
+    assert new[0]['test_miou_ms_flip'] is None
+    assert new[5:] == old[5:]
+
+    # With UNet at 45: FRRN behind DeepLabV3, RefineNet ahead.
+    run, data, docs = make_run(tmp_path / 'b', mious=(58.0, 60.5, 50.0,
+                                                      59.0, 45.0))
+    proc = report(run, data, docs)
+    assert proc.returncode == 0, proc.stderr
+    md = (docs / 'camvid.md').read_text()
+    assert goal_verdicts(md) == ['not met', 'met', 'not met']
+    assert '58.00 vs 59.00 (best MMSeg: DeepLabV3-R50-D8)' in md
+
+
+def test_errors(tmp_path, assert_one_line_error):
+    run, data, docs = make_run(tmp_path)
+    before = (docs / 'camvid.md').read_bytes()
+    path = run / 'results' / 'frrn-a.json'
+    good = json.loads(path.read_text())
+
+    bad = copy.deepcopy(good)
+    del bad['commit']
+    path.write_text(json.dumps(bad))
+    assert_one_line_error(report(run, data, docs), 'frrn-a.json', "'commit'")
+
+    bad = copy.deepcopy(good)
+    bad['test_miou'] = 'high'
+    path.write_text(json.dumps(bad))
+    assert_one_line_error(report(run, data, docs), 'frrn-a.json',
+                          "'test_miou'", 'number')
+
+    bad = copy.deepcopy(good)
+    bad['schedule']['lr'] = 0.002
+    path.write_text(json.dumps(bad))
+    assert_one_line_error(report(run, data, docs), 'schedules differ',
+                          'lr=')
+
+    # concurrent_models alone may differ.
+    bad = copy.deepcopy(good)
+    bad['schedule']['concurrent_models'] = 1
+    path.write_text(json.dumps(bad))
+    assert (docs / 'camvid.md').read_bytes() == before
+    proc = report(run, data, docs)
+    assert proc.returncode == 0, proc.stderr
+    assert 'Concurrency differs' in (docs / 'camvid.md').read_text()
+
+
+def test_md_section_is_the_only_change(tmp_path):
+    """The real camvid.md has one GPU section followed by the CPU one."""
+    head, tail = original_parts()
+    assert tail.startswith('## CPU smoke training')
+    assert re.search(r'^## GPU experiment', head + tail, re.M) is None

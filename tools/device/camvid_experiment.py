@@ -1,0 +1,835 @@
+"""Issue 6 on one GPU machine: five CamVid models, one schedule, resumable.
+
+Trains FRRN A, RefineNet-R50 and MMSeg's FCN-R50-D8, DeepLabV3-R50-D8 and
+UNet-S5-D16 (``configs/camvid/``) from scratch **at the same time on one
+GPU**, all on one identical schedule, then tests each on the CamVid test
+split at single scale and with multi-scale + flip, and collects every
+figure of ``docs/results/camvid.{md,json}`` into one archive for
+``tools/analysis/camvid_report.py``.
+
+Why this script: a lent GPU machine gives at most 10 minutes per command and
+about 30 minutes per session, it starts bare, and what a command leaves
+running survives only if it started its own session and the next command
+comes within seconds. So the five trainings run in the background, each
+under a small supervisor (a new session) that records its start, end and
+exit status; every phase is a separate command that can be repeated and
+picks up where the last one stopped: ``train`` launches what is neither
+running nor finished and resumes (MMEngine ``--resume``) what was
+interrupted. The whole sequence of device calls is in
+``docs/gpu_runbook.md``.
+
+The schedule is the configs' own (AdamW, lr 1e-3, linear warm-up, poly
+decay, batch 8, RefineNet's augmentation) with fewer iterations than their
+planned 20k, identical for the five models: ``calibrate`` times a few
+iterations of all five running together and proposes the largest round
+number of iterations that the slowest model completes in the time budget.
+The schedule is passed as ``--cfg-options`` of ``tools/train.py``, so the
+command recorded for each model reruns it anywhere.
+
+Phases (each prints what it did; RUN defaults to
+``$MMSEG_RN_STATE/camvid``, ``/tmp/mmseg_refinenet/camvid``)::
+
+    python tools/device/camvid_experiment.py calibrate --budget-min 12
+    python tools/device/camvid_experiment.py train      # background
+    python tools/device/camvid_experiment.py wait --max-min 9
+    python tools/device/camvid_experiment.py test
+    python tools/device/camvid_experiment.py collect --export $OUT
+    python tools/device/camvid_experiment.py status
+
+Exit status: 0 done, 1 a model failed (its log is named), 2 wrong
+arguments or missing inputs, 3 ``wait`` ran out of time with models still
+training (run ``wait`` again).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from device_cli import cli  # noqa: E402 (this folder, see device_cli.py)
+fail = cli.fail
+
+#: key, name in the results, config (relative to the repository)
+MODELS = (
+    ('frrn-a', 'FRRN A', 'configs/camvid/frrn-a_1xb8-20k_camvid-360x480.py'),
+    ('refinenet-r50', 'RefineNet-R50 (4-cascaded)',
+     'configs/camvid/refinenet_r50_1xb8-20k_camvid-360x480.py'),
+    ('fcn-r50-d8', 'FCN-R50-D8',
+     'configs/camvid/fcn_r50-d8_1xb8-20k_camvid-360x480.py'),
+    ('deeplabv3-r50-d8', 'DeepLabV3-R50-D8',
+     'configs/camvid/deeplabv3_r50-d8_1xb8-20k_camvid-360x480.py'),
+    ('unet-s5-d16', 'UNet-S5-D16 + FCN head',
+     'configs/camvid/unet-s5-d16_fcn_1xb8-20k_camvid-360x480.py'),
+)
+MODEL_KEYS = tuple(m[0] for m in MODELS)
+PLANNED_ITERS = 20000  # the configs' own schedule
+DEFAULT_DATA = 'data/camvid'  # the data_root of the CamVid configs
+BATCH_SIZE = 8
+LR = 1e-3
+#: test images shown in the prediction figure: this many, evenly spread
+NUM_FIGURE_IMAGES = 4
+#: scalars MMEngine logs every logger interval; 'time' is s/iteration
+TRAIN_LOG = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
+
+
+def _write_json(path, obj):
+    """Write atomically: a reader (another phase) never sees half a file."""
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _read_json(path, default=None):
+    if not osp.isfile(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def _config_name(config):
+    return osp.splitext(osp.basename(config))[0]
+
+
+def _models(keys):
+    return [m for m in MODELS if m[0] in keys]
+
+
+# --------------------------------------------------------------------------
+# schedule and commands
+# --------------------------------------------------------------------------
+def schedule_for(iterations, amp, num_workers, concurrent):
+    """The run's schedule: the configs' recipe with ``iterations`` instead
+    of 20k; warm-up min(500, iterations / 10); validation and a checkpoint
+    every quarter."""
+    if iterations < 8:
+        raise ValueError(f'iterations must be at least 8, got {iterations}')
+    warmup = max(2, min(500, iterations // 10))
+    interval = max(1, iterations // 4)
+    return dict(iterations=iterations,
+                planned_iterations=PLANNED_ITERS,
+                batch_size=BATCH_SIZE,
+                lr=LR,
+                warmup_iters=warmup,
+                val_interval=interval,
+                checkpoint_interval=interval,
+                amp=amp,
+                num_workers=num_workers,
+                concurrent_models=concurrent,
+                seed=0)
+
+
+def schedule_options(sched, data_root, log_interval=50):
+    """``--cfg-options`` of ``tools/train.py`` that apply ``sched``."""
+    n = sched['iterations']
+    opts = [
+        f'train_cfg.max_iters={n}',
+        f'train_cfg.val_interval={sched["val_interval"]}',
+        f'param_scheduler.0.end={sched["warmup_iters"]}',
+        f'param_scheduler.1.begin={sched["warmup_iters"]}',
+        f'param_scheduler.1.end={n}',
+        f'default_hooks.checkpoint.interval={sched["checkpoint_interval"]}',
+        f'default_hooks.logger.interval={log_interval}',
+        f'train_dataloader.num_workers={sched["num_workers"]}',
+        'val_dataloader.num_workers=2',
+        f'randomness.seed={sched["seed"]}',
+        'env_cfg.cudnn_benchmark=True',
+    ] + data_root_options(data_root) + list(sched.get('extra_options', []))
+    if sched['amp'] != 'none':
+        dtype = dict(bf16='bfloat16', fp16='float16')[sched['amp']]
+        opts += ['optim_wrapper.type=AmpOptimWrapper',
+                 f'optim_wrapper.dtype={dtype}']
+    return opts
+
+
+def data_root_options(data_root):
+    """Options that point the loaders to ``data_root``; none for the
+    configs' own ``data/camvid``."""
+    if data_root is None or osp.normpath(data_root) == DEFAULT_DATA:
+        return []
+    return [f'{loader}.dataset.data_root={data_root}'
+            for loader in ('train_dataloader', 'val_dataloader',
+                           'test_dataloader')]
+
+
+def _quote(args):
+    import shlex
+    return ' '.join(shlex.quote(a) for a in args)
+
+
+def train_args(config, work_dir, options, resume=False):
+    args = ['tools/train.py', config, '--work-dir', work_dir]
+    if resume:
+        args.append('--resume')
+    return args + ['--cfg-options'] + options
+
+
+# --------------------------------------------------------------------------
+# background runs under a supervisor
+# --------------------------------------------------------------------------
+class Run:
+    """The folders of one experiment under ``root``."""
+
+    def __init__(self, root):
+        self.root = osp.abspath(root)
+
+    def path(self, *parts):
+        return osp.join(self.root, *parts)
+
+    def work_dir(self, key, phase='train'):
+        return self.path(phase, key)
+
+    def state_file(self, key, phase='train'):
+        return self.path('state', f'{phase}-{key}.json')
+
+    def log_file(self, key, phase='train'):
+        return self.path('logs', f'{phase}-{key}.log')
+
+    def state(self, key, phase='train'):
+        return _read_json(self.state_file(key, phase), dict(segments=[]))
+
+    def makedirs(self):
+        for sub in ('state', 'logs', 'train', 'calibrate', 'results',
+                    'preds', 'test'):
+            os.makedirs(self.path(sub), exist_ok=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of this very process counts as finished
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def status_of(run, key, phase='train'):
+    """'finished', 'failed', 'running', 'interrupted' or 'new'."""
+    segments = run.state(key, phase)['segments']
+    if not segments:
+        return 'new'
+    last = segments[-1]
+    if last.get('rc') is None:
+        return 'running' if _alive(last['pid']) else 'interrupted'
+    return 'finished' if last['rc'] == 0 else 'failed'
+
+
+def launch(run, key, phase, args, env=None):
+    """Start ``python args`` under the supervisor in a new session."""
+    cmd = [sys.executable, osp.abspath(__file__), '_supervise', run.root,
+           key, phase, '--'] + [sys.executable] + args
+    before = len(run.state(key, phase)['segments'])
+    with open(run.log_file(key, phase), 'ab') as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log,
+                                stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
+                                start_new_session=True,
+                                env=env)
+    # return once the supervisor has recorded itself, so that the state
+    # files say 'running' from now on
+    while (len(run.state(key, phase)['segments']) == before
+           and proc.poll() is None):
+        time.sleep(0.05)
+    return proc
+
+
+def cmd_supervise(args):
+    """Run the command, recording its start, end and exit status."""
+    run = Run(args.run)
+    state_file = run.state_file(args.key, args.stage)
+    state = run.state(args.key, args.stage)
+    cmd = args.command
+    segment = dict(pid=os.getpid(), start=time.time(), end=None, rc=None,
+                   command=_quote(['python'] + cmd[1:]))
+    state['segments'].append(segment)
+    _write_json(state_file, state)
+    child = subprocess.Popen(cmd, cwd=REPO)
+
+    def forward(signum, frame):
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    rc = child.wait()
+    segment.update(end=time.time(), rc=rc)
+    _write_json(state_file, state)
+    return rc
+
+
+def wait_for(run, keys, phase, deadline, every=60.0, show=None):
+    """Block until no model of ``keys`` is running or ``deadline``."""
+    last_print = 0.0
+    while True:
+        states = {k: status_of(run, k, phase) for k in keys}
+        now = time.monotonic()
+        running = [k for k, s in states.items() if s == 'running']
+        if show is not None and (now - last_print >= every or not running):
+            show()
+            last_print = now
+        if not running:
+            return states
+        if now >= deadline:
+            return states
+        time.sleep(min(5.0, max(0.1, deadline - now)))
+
+
+# --------------------------------------------------------------------------
+# reading MMEngine's logs
+# --------------------------------------------------------------------------
+def read_scalars(work_dir):
+    """Every record of ``<work_dir>/<timestamp>/vis_data/scalars.json``,
+    over all (resumed) segments, in file order."""
+    records = []
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    records.append(json.loads(line))
+    return records
+
+
+def train_curves(work_dir):
+    """(loss curve, val mIoU curve, peak memory in MB or None, s/iter
+    median or None) from the scalars; a resumed run's repeated steps keep
+    their last value."""
+    loss, val, memory, times = {}, {}, [], []
+    for rec in read_scalars(work_dir):
+        if 'mIoU' in rec:
+            val[int(rec['step'])] = float(rec['mIoU'])
+        elif 'loss' in rec:
+            loss[int(rec['step'])] = float(rec['loss'])
+            if 'memory' in rec:
+                memory.append(float(rec['memory']))
+            if 'time' in rec:
+                times.append(float(rec['time']))
+    return (sorted(loss.items()), sorted(val.items()),
+            max(memory) if memory else None,
+            statistics.median(times) if times else None)
+
+
+def progress(run, key):
+    """The last 'Iter(train) [i/n]' of the model's training log."""
+    log = run.log_file(key)
+    if not osp.isfile(log):
+        return None
+    with open(log, 'rb') as f:
+        f.seek(max(0, osp.getsize(log) - 20000))
+        tail = f.read().decode('utf-8', 'replace')
+    found = TRAIN_LOG.findall(tail)
+    return f'{found[-1][0]}/{found[-1][1]}' if found else None
+
+
+def best_checkpoint(work_dir):
+    """The best-val-mIoU checkpoint (``save_best``) and its iteration."""
+    found = []
+    for path in glob.glob(osp.join(work_dir, 'best_mIoU_iter_*.pth')):
+        m = re.search(r'best_mIoU_iter_(\d+)\.pth$', path)
+        if m:
+            found.append((int(m.group(1)), path))
+    if not found:
+        return None, None
+    it, path = max(found)
+    return path, it
+
+
+def test_metrics(work_dir):
+    """The metrics ``tools/test.py`` dumped (``<ts>/<ts>.json``), newest."""
+    found = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
+    found = [p for p in found
+             if osp.basename(p) == osp.basename(osp.dirname(p)) + '.json']
+    if not found:
+        return None
+    with open(found[-1]) as f:
+        return json.load(f)
+
+
+# --------------------------------------------------------------------------
+# phases
+# --------------------------------------------------------------------------
+def _check_data(data_root, splits):
+    missing = [s for s in splits
+               if not osp.isdir(osp.join(data_root, 'img_dir', s))]
+    if missing:
+        fail(f'{data_root}: no img_dir/{"|".join(missing)}: convert CamVid '
+             'first (tools/dataset_converters/camvid.py SRC -o '
+             f'{data_root} --splits {" ".join(missing)})')
+
+
+def _child_env():
+    # five trainings and their loaders share the machine's cores
+    return dict(os.environ, OMP_NUM_THREADS=os.environ.get(
+        'OMP_NUM_THREADS', '2'), PYTHONUNBUFFERED='1')
+
+
+def cmd_calibrate(args):
+    """Time ``--iters`` iterations of all models running together and
+    propose the iterations that fit ``--budget-min``."""
+    run = Run(args.run)
+    run.makedirs()
+    _check_data(args.data, ['train'])
+    keys = args.models
+    sched = schedule_for(max(args.iters, 8), args.amp, args.num_workers,
+                         len(keys))
+    sched.update(val_interval=10**9, checkpoint_interval=10**9,
+                 extra_options=args.extra)
+    for key, _, config in _models(keys):
+        work_dir = run.work_dir(key, 'calibrate')
+        shutil.rmtree(work_dir, ignore_errors=True)
+        if osp.exists(run.state_file(key, 'calibrate')):
+            os.remove(run.state_file(key, 'calibrate'))
+        opts = schedule_options(sched, args.data, log_interval=args.log_every)
+        opts += ['default_hooks.checkpoint.save_last=False',
+                 f'train_cfg.val_begin={10**9}']  # no validation at the end
+        launch(run, key, 'calibrate', train_args(config, work_dir, opts),
+               env=_child_env())
+    deadline = time.monotonic() + args.max_min * 60
+    states = wait_for(run, keys, 'calibrate', deadline)
+    bad = [k for k, s in states.items() if s != 'finished']
+    if bad:
+        fail(f'calibration failed or timed out for {bad}: see '
+             + ', '.join(run.log_file(k, 'calibrate') for k in bad), 1)
+    per_iter = {}
+    for key in keys:
+        times = [(step, t) for step, t in _times(run.work_dir(key,
+                                                              'calibrate'))]
+        steady = [t for step, t in times if step > args.iters // 2]
+        if not steady:
+            fail(f'{key}: no timed iterations after the first half in '
+                 f'{run.work_dir(key, "calibrate")}', 1)
+        per_iter[key] = statistics.median(steady)
+    slowest = max(per_iter.values())
+    # startup, 4 validations and checkpoints: ~10% and one minute
+    usable = args.budget_min * 60 - 60
+    iterations = int(usable / (slowest * 1.1) // args.round) * args.round
+    iterations = max(iterations, args.round)
+    result = dict(s_per_iter=per_iter, slowest_s_per_iter=slowest,
+                  budget_min=args.budget_min, proposed_iterations=iterations,
+                  concurrent_models=len(keys), amp=args.amp,
+                  num_workers=args.num_workers, device=_device_name())
+    _write_json(run.path('calibration.json'), result)
+    for key in keys:
+        print(f'{key:18s} {per_iter[key]:.3f} s/iter together')
+    print(f'proposed: {iterations} iterations in {args.budget_min} min '
+          f'(slowest {slowest:.3f} s/iter)')
+    return 0
+
+
+def _times(work_dir):
+    for rec in read_scalars(work_dir):
+        if 'time' in rec and 'loss' in rec:
+            yield int(rec['step']), float(rec['time'])
+
+
+def cmd_train(args):
+    """Launch (or resume) the trainings in the background and return."""
+    run = Run(args.run)
+    run.makedirs()
+    _check_data(args.data, ['train', 'val'])
+    sched_file = run.path('schedule.json')
+    sched = _read_json(sched_file)
+    if sched is None:
+        iterations = args.iters
+        if iterations is None:
+            calib = _read_json(run.path('calibration.json'))
+            if calib is None:
+                fail('no --iters and no calibration.json: run `calibrate` '
+                     'first or pass --iters')
+            iterations = calib['proposed_iterations']
+        sched = schedule_for(iterations, args.amp, args.num_workers,
+                             len(args.models))
+        sched['models'] = list(args.models)
+        sched['data_root'] = args.data
+        sched['extra_options'] = list(args.extra)
+        for option in args.extra:  # the batch the records report
+            if option.startswith('train_dataloader.batch_size='):
+                sched['batch_size'] = int(option.split('=', 1)[1])
+        _write_json(sched_file, sched)
+    elif args.iters is not None and args.iters != sched['iterations']:
+        fail(f'this run is fixed at {sched["iterations"]} iterations '
+             f'({sched_file}); use another --run for {args.iters}')
+    opts = schedule_options(sched, sched['data_root'])
+    for key, _, config in _models(sched['models']):
+        state = status_of(run, key)
+        if state in ('running', 'finished'):
+            print(f'{key}: {state}')
+            continue
+        if state == 'failed' and not args.retry_failed:
+            print(f'{key}: failed (see {run.log_file(key)}); '
+                  '--retry-failed to resume it')
+            continue
+        work_dir = run.work_dir(key)
+        resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
+        launch(run, key, 'train', train_args(config, work_dir, opts, resume),
+               env=_child_env())
+        print(f'{key}: {"resumed" if resume else "started"} '
+              f'({sched["iterations"]} iterations, log {run.log_file(key)})')
+    return 0
+
+
+def _show(run, keys, phase):
+    def show():
+        parts = []
+        for key in keys:
+            state = status_of(run, key, phase)
+            where = progress(run, key) if phase == 'train' else None
+            parts.append(f'{key} {state}' + (f' {where}' if where else ''))
+        print(time.strftime('%H:%M:%S'), '; '.join(parts), flush=True)
+    return show
+
+
+def cmd_wait(args):
+    run = Run(args.run)
+    sched = _read_json(run.path('schedule.json'))
+    if sched is None:
+        fail('nothing to wait for: run `train` first')
+    keys = sched['models']
+    seconds = args.max_s if args.max_s is not None else args.max_min * 60
+    deadline = time.monotonic() + max(0.0, seconds)
+    states = wait_for(run, keys, 'train', deadline, every=args.every,
+                      show=_show(run, keys, 'train'))
+    if any(s == 'running' for s in states.values()):
+        print('still training: run `wait` again (the trainings go on only '
+              'while a command of this machine is in flight)')
+        return 3
+    bad = [k for k, s in states.items() if s != 'finished']
+    if bad:
+        for key in bad:
+            print(f'{key}: {states[key]}; log {run.log_file(key)}')
+        return 1
+    print('all trainings finished')
+    return 0
+
+
+def cmd_test(args):
+    """tools/test.py on the best-val checkpoint, single scale and --tta."""
+    run = Run(args.run)
+    sched = _read_json(run.path('schedule.json'))
+    if sched is None:
+        fail('no schedule.json: nothing was trained in this run')
+    _check_data(sched['data_root'], ['test'])
+    jobs = []
+    for key, _, config in _models(sched['models']):
+        if status_of(run, key) != 'finished':
+            print(f'{key}: training not finished, not tested')
+            continue
+        ckpt, _ = best_checkpoint(run.work_dir(key))
+        if ckpt is None:
+            print(f'{key}: no best_mIoU checkpoint in {run.work_dir(key)}')
+            continue
+        for phase, extra in (('ss', []), ('ms_flip', ['--tta'])):
+            name = f'{phase}-{key}'
+            if status_of(run, name, 'test') == 'finished':
+                continue
+            work_dir = run.path('test', key, phase)
+            shutil.rmtree(work_dir, ignore_errors=True)
+            jobs.append((name, ['tools/test.py', config, ckpt, '--work-dir',
+                                work_dir] + extra + _test_options(sched)))
+    pending, procs = list(jobs), []
+    while pending:
+        if sum(p.poll() is None for p in procs) < args.jobs:
+            name, targs = pending.pop(0)
+            procs.append(launch(run, name, 'test', targs, env=_child_env()))
+        else:
+            time.sleep(1)
+    names = [n for n, _ in jobs]
+    states = wait_for(run, names, 'test', time.monotonic() + args.max_min * 60)
+    bad = [n for n, s in states.items() if s != 'finished']
+    if bad:
+        logs = ', '.join(run.log_file(n, 'test') for n in bad)
+        fail(f'test failed: {logs}', 1)
+    write_predictions(run, sched, args.device)
+    print(f'tested {len(names)} runs; predictions in {run.path("preds")}')
+    return 0
+
+
+def _test_options(sched):
+    opts = data_root_options(sched['data_root']) + list(
+        sched.get('extra_options', []))
+    return ['--cfg-options'] + opts if opts else []
+
+
+def figure_stems(data_root, count=NUM_FIGURE_IMAGES):
+    stems = sorted(osp.splitext(n)[0]
+                   for n in os.listdir(osp.join(data_root, 'img_dir',
+                                                'test')))
+    if len(stems) <= count:
+        return stems
+    step = len(stems) / count
+    return [stems[int(step * i + step / 2)] for i in range(count)]
+
+
+def write_predictions(run, sched, device):
+    """Labels predicted for a few test images (``preds/<key>/<stem>.png``,
+    class index, 255 where the model predicts nothing)."""
+    import cv2
+    import numpy as np
+    from mmseg.apis import inference_model
+
+    from mmseg_refinenet.apis import load_segmentor
+    stems = figure_stems(sched['data_root'])
+    with open(run.path('preds', 'stems.txt'), 'w') as f:
+        f.write(''.join(s + '\n' for s in stems))
+    for key, _, config in _models(sched['models']):
+        ckpt, _ = best_checkpoint(run.work_dir(key))
+        if ckpt is None:
+            continue
+        out_dir = run.path('preds', key)
+        os.makedirs(out_dir, exist_ok=True)
+        model, _, _ = load_segmentor(config, ckpt, device=device,
+                                     cfg_options=_options_dict(sched))
+        for stem in stems:
+            img = osp.join(sched['data_root'], 'img_dir', 'test',
+                           stem + '.png')
+            pred = inference_model(model, img).pred_sem_seg.data[0]
+            label = pred.cpu().numpy().astype(np.uint8)
+            cv2.imwrite(osp.join(out_dir, stem + '.png'), label)
+        del model
+
+
+def _options_dict(sched):
+    """The run's test options as a dict for ``load_segmentor``."""
+    from mmengine.config import DictAction
+    options = _test_options(sched)[1:]
+    if not options:
+        return None
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction)
+    return parser.parse_args(['--o'] + options).o
+
+
+def _device_name():
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return 'cpu'
+
+
+def _commit(args):
+    if args.commit:
+        return args.commit, None
+    from mmseg_refinenet.utils.benchmark import git_commit, git_dirty
+    return git_commit(REPO), git_dirty(REPO)
+
+
+def collect_record(run, sched, key, name, config, commit, dirty, device):
+    """The record of one model (schema: tools/analysis/camvid_report.py)."""
+    import torch
+    work_dir = run.work_dir(key)
+    loss, val, memory, s_iter = train_curves(work_dir)
+    _, best_iter = best_checkpoint(work_dir)
+    segments = run.state(key)['segments']
+    ss = test_metrics(run.path('test', key, 'ss')) or {}
+    ms = test_metrics(run.path('test', key, 'ms_flip')) or {}
+    classes = _classes(ss)
+    radii = sorted(int(k.split('@r')[1]) for k in ss
+                   if k.startswith('mIoU@r'))
+    whole = max(radii) if radii else None
+    train_cmd = segments[0]['command'] if segments else None
+    test_cmd = _state_command(run, f'ss-{key}')
+    ms_cmd = _state_command(run, f'ms_flip-{key}')
+    best_val = dict(val).get(best_iter) if best_iter is not None else None
+    return dict(
+        key=key, model=name, config=config, commit=commit, dirty=dirty,
+        device=device, torch=torch.__version__,
+        date=time.strftime('%Y-%m-%d', time.gmtime()),
+        command=train_cmd,
+        commands=dict(train=train_cmd, test=test_cmd, test_ms_flip=ms_cmd),
+        schedule={k: sched[k] for k in (
+            'iterations', 'planned_iterations', 'batch_size', 'lr',
+            'warmup_iters', 'val_interval', 'amp', 'concurrent_models',
+            'seed')},
+        iterations=sched['iterations'],
+        wall_time_s=round(sum(s['end'] - s['start'] for s in segments
+                              if s.get('end')), 1),
+        train_segments=len(segments),
+        median_s_per_iter=s_iter,
+        peak_memory_mb=None if memory is None else round(memory, 1),
+        val_miou=_r2(best_val), val_best_iter=best_iter,
+        val_curve=[[s, _r2(v)] for s, v in val],
+        loss_curve=[[s, round(v, 4)] for s, v in loss],
+        test_miou=_r2(ss.get('mIoU')), test_aacc=_r2(ss.get('aAcc')),
+        test_miou_ms_flip=_r2(ms.get('mIoU')),
+        per_class_iou={c: _r2(ss.get(f'IoU.{c}@r{whole}'))
+                       for c in classes},
+        per_class_iou_ms_flip={c: _r2(ms.get(f'IoU.{c}@r{whole}'))
+                               for c in classes},
+        whole_image_radius=whole,
+        trimap=dict(radii=[r for r in radii if r != whole],
+                    miou=[_r2(ss.get(f'mIoU@r{r}')) for r in radii
+                          if r != whole]),
+        prediction_dir=f'preds/{key}')
+
+
+def _r2(value):
+    """Metrics as MMSeg reports them: percent with 2 decimals (the JSON
+    dump holds float32 values such as 3.2200000286)."""
+    return None if value is None else round(float(value), 2)
+
+
+def _classes(metrics):
+    names = []
+    for k in metrics:
+        m = re.match(r'IoU\.(.+)@r(\d+)$', k)
+        if m and m.group(1) not in names:
+            names.append(m.group(1))
+    return names
+
+
+def _state_command(run, name):
+    segments = run.state(name, 'test')['segments']
+    return segments[-1]['command'] if segments else None
+
+
+def cmd_collect(args):
+    run = Run(args.run)
+    sched = _read_json(run.path('schedule.json'))
+    if sched is None:
+        fail('no schedule.json: nothing was trained in this run')
+    commit, dirty = _commit(args)
+    device = _device_name()
+    written = []
+    for key, name, config in _models(sched['models']):
+        if status_of(run, key) != 'finished':
+            print(f'{key}: not finished, no record')
+            continue
+        record = collect_record(run, sched, key, name, config, commit,
+                                dirty, device)
+        # the whole image equals IoUMetric's mIoU: a check of the numbers
+        whole = record['whole_image_radius']
+        ss = test_metrics(run.path('test', key, 'ss')) or {}
+        if whole is not None and ss.get('mIoU') is not None and abs(
+                ss[f'mIoU@r{whole}'] - ss['mIoU']) > 0.011:
+            fail(f'{key}: trimap mIoU@r{whole} {ss[f"mIoU@r{whole}"]} != '
+                 f'mIoU {ss["mIoU"]}: the per-class figures would be wrong',
+                 1)
+        _write_json(run.path('results', f'{key}.json'), record)
+        written.append(key)
+        print(f'{key}: test mIoU {record["test_miou"]} (ms+flip '
+              f'{record["test_miou_ms_flip"]}), val {record["val_miou"]} '
+              f'at {record["val_best_iter"]}, {record["iterations"]} iters')
+    if args.export:
+        os.makedirs(args.export, exist_ok=True)
+        archive = osp.join(args.export, 'camvid_run.tar.gz')
+        with tarfile.open(archive, 'w:gz') as tar:
+            for sub in ('results', 'preds', 'state', 'calibration.json',
+                        'schedule.json'):
+                if osp.exists(run.path(sub)):
+                    tar.add(run.path(sub), arcname=sub)
+            for key in sched['models']:
+                for i, path in enumerate(sorted(glob.glob(osp.join(
+                        run.work_dir(key), '*', 'vis_data',
+                        'scalars.json')))):
+                    tar.add(path, arcname=f'scalars/{key}-{i}.json')
+        print(f'{archive}: {osp.getsize(archive) / 2**20:.2f} MiB')
+    return 0 if written else 1
+
+
+def cmd_status(args):
+    run = Run(args.run)
+    sched = _read_json(run.path('schedule.json'))
+    keys = sched['models'] if sched else list(MODEL_KEYS)
+    if sched:
+        print(f'schedule: {sched["iterations"]} iterations, amp '
+              f'{sched["amp"]}, data {sched["data_root"]}')
+    _show(run, keys, 'train')()
+    return 0
+
+
+def parse_args(argv=None):
+    state = os.environ.get('MMSEG_RN_STATE', '/tmp/mmseg_refinenet')
+    parser = cli.OneLineArgumentParser(description=__doc__.split('\n')[0])
+    sub = parser.add_subparsers(dest='phase', required=True,
+                                parser_class=cli.OneLineArgumentParser)
+
+    def common(p, data=True):
+        p.add_argument('--run', default=osp.join(state, 'camvid'),
+                       help='folder of this experiment (default: '
+                       '$MMSEG_RN_STATE/camvid)')
+        if data:
+            p.add_argument('--data', default=DEFAULT_DATA,
+                           help='CamVid in MMSeg layout (default: '
+                           'data/camvid)')
+            p.add_argument('--models', nargs='+', choices=MODEL_KEYS,
+                           default=list(MODEL_KEYS))
+            p.add_argument('--amp', choices=('bf16', 'fp16', 'none'),
+                           default='bf16',
+                           help='mixed precision of every model '
+                           '(default: bf16)')
+            p.add_argument('--num-workers', type=int, default=3,
+                           help='data loader workers per model (default 3)')
+            p.add_argument('--extra', nargs='+', default=[],
+                           metavar='KEY=VALUE',
+                           help='more --cfg-options for every train and '
+                           'test command (part of the schedule; for smoke '
+                           'runs on small images)')
+        return p
+
+    p = common(sub.add_parser('calibrate', help=cmd_calibrate.__doc__))
+    p.add_argument('--iters', type=int, default=60)
+    p.add_argument('--log-every', type=int, default=10)
+    p.add_argument('--budget-min', type=float, required=True,
+                   help='minutes of training the schedule must fit')
+    p.add_argument('--round', type=int, default=100,
+                   help='round the iterations down to a multiple of this')
+    p.add_argument('--max-min', type=float, default=5)
+    p = common(sub.add_parser('train', help=cmd_train.__doc__))
+    p.add_argument('--iters', type=int, default=None,
+                   help='iterations (default: calibration.json)')
+    p.add_argument('--retry-failed', action='store_true')
+    p = common(sub.add_parser('wait', help='wait for the trainings'), False)
+    p.add_argument('--max-min', type=float, default=9)
+    p.add_argument('--max-s', type=float, default=None,
+                   help='seconds instead of --max-min, e.g. '
+                   '$((570 - SECONDS)) to end a command in time')
+    p.add_argument('--every', type=float, default=60)
+    p = common(sub.add_parser('test', help=cmd_test.__doc__), False)
+    p.add_argument('--jobs', type=int, default=5)
+    p.add_argument('--max-min', type=float, default=8)
+    p.add_argument('--device', default='cuda')
+    p = common(sub.add_parser('collect', help='write the result records'),
+               False)
+    p.add_argument('--export', help='also pack them into '
+                   'EXPORT/camvid_run.tar.gz')
+    p.add_argument('--commit', help='the commit (default: read from .git, '
+                   'else $MMSEG_RN_COMMIT)')
+    common(sub.add_parser('status', help='show the trainings'), False)
+    p = sub.add_parser('_supervise')
+    p.add_argument('run')
+    p.add_argument('key')
+    p.add_argument('stage')
+    p.add_argument('command', nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.phase == '_supervise' and args.command[:1] == ['--']:
+        args.command = args.command[1:]
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.chdir(REPO)
+    return dict(calibrate=cmd_calibrate, train=cmd_train, wait=cmd_wait,
+                test=cmd_test, collect=cmd_collect, status=cmd_status,
+                _supervise=cmd_supervise)[args.phase](args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
