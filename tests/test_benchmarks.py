@@ -239,3 +239,21 @@ def test_measure_with_cp_restores_the_flags():
         assert len(times) == 1 and times[0] > 0 and 'RSS' in method
     assert not any(m.with_cp for m in model.modules()
                    if hasattr(m, 'with_cp'))
+
+
+def test_camvid_activation_memory_estimate(tmp_path):
+    """The five CamVid models build in train mode and report their saved
+    activations (small input: the figure scales with the pixels)."""
+    proc = run(osp.join(REPO, 'benchmarks', 'camvid_activation_memory.py'),
+               '--shape', '64', '96', cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line.rsplit(None, 2)[0]: [float(v) for v in
+                                      line.rsplit(None, 2)[1:]]
+            for line in proc.stdout.splitlines()[1:-1]}
+    assert len(rows) == 5 and 'FRRN A' in rows
+    assert all(params > 1 and gib > 0 for params, gib in rows.values())
+    total = float(proc.stdout.splitlines()[-1].split()[-1])
+    assert total == pytest.approx(sum(g for _, g in rows.values()), abs=0.3)
+    proc = run(osp.join(REPO, 'benchmarks', 'camvid_activation_memory.py'),
+               '--batch', '1', cwd=tmp_path)
+    assert proc.returncode == 2 and '--batch must be >= 2' in proc.stderr

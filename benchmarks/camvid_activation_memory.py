@@ -1,0 +1,82 @@
+"""Estimate the training activation memory of the five CamVid models.
+
+For the GPU plan of issue 6 (``docs/gpu_runbook.md``: the five models of
+``configs/camvid/`` train at the same time on one GPU): the bytes of the
+tensors each model saves for its backward pass in one training step
+(``model.loss`` in train mode, random labels), counted once per storage
+through ``torch.autograd.graph.saved_tensors_hooks``, at ``--batch`` and
+the padded 360x480 crop (384x480, ``--shape``), in fp32 on the CPU, then
+scaled to batch 8. Weights, gradients, optimiser state, CUDA contexts, cuDNN
+workspaces and temporaries freed during the forward are not included; an
+estimate, not a GPU measurement::
+
+    python benchmarks/camvid_activation_memory.py [--batch 2] [--shape H W]
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO, 'tools', 'device'))
+from camvid_experiment import MODELS  # noqa: E402
+
+import mmseg_refinenet  # noqa: E402,F401 (registers the models)
+from mmseg.registry import MODELS as REGISTRY  # noqa: E402
+from mmseg.structures import SegDataSample  # noqa: E402
+
+
+def saved_bytes(model, batch, shape=(384, 480)):
+    """Bytes of the distinct storages saved for backward by one loss."""
+    x = torch.randn(batch, 3, *shape)
+    samples = []
+    for _ in range(batch):
+        sample = SegDataSample()
+        sample.set_metainfo(dict(img_shape=shape, pad_shape=shape,
+                                 ori_shape=shape))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 11, (1, *shape)))
+        samples.append(sample)
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.loss(x, samples)
+    return sum(storages.values())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--batch', type=int, default=2,
+                        help='batch measured (BatchNorm needs 2 or more)')
+    parser.add_argument('--shape', type=int, nargs=2, default=(384, 480),
+                        metavar=('H', 'W'),
+                        help='input size (default 384 480: the padded crop)')
+    args = parser.parse_args(argv)
+    if args.batch < 2 or min(args.shape) < 32:
+        parser.error('--batch must be >= 2 and --shape >= 32 x 32')
+    torch.manual_seed(0)
+    init_default_scope('mmseg')
+    total = 0.0
+    print(f'{"model":28s} {"params (M)":>10s} {"batch 8, fp32 (GiB)":>20s}')
+    for _, name, config in MODELS:
+        cfg = Config.fromfile(osp.join(REPO, config))
+        cfg.model.pop('data_preprocessor', None)
+        model = REGISTRY.build(cfg.model).train()
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        gib = saved_bytes(model, args.batch,
+                          tuple(args.shape)) * 8 / args.batch / 2**30
+        total += gib
+        print(f'{name:28s} {params:10.1f} {gib:20.1f}', flush=True)
+    print(f'{"total":28s} {"":10s} {total:20.1f}')
+
+
+if __name__ == '__main__':
+    main()
