@@ -11,9 +11,11 @@
 # need mmcv._ext to import, not its CUDA kernels; a CUDA build takes far
 # longer), and checks that the plugin imports and sees the GPU.
 #
-# Idempotent: on a machine that is still warm it only checks (seconds), so
+# Idempotent: once it has passed on a machine it returns at once (the marker
+# $MMSEG_RN_STATE/.ready; a lost machine comes back bare, without it), so
 # every call can start with
 #   bash tools/device/setup.sh && source tools/device/env.sh
+# without spending device time on importing torch and MMSeg again.
 # Prints the time each step took.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,6 +23,10 @@ cd "$(dirname "$0")/../.."
 source tools/device/env.sh
 WHEELS=${1:-.carry/wheels}
 PY=${PYTHON:-python3}
+if [ -f "$MMSEG_RN_STATE/.ready" ]; then
+    echo "[setup] ready (set up earlier on this machine: $(cat "$MMSEG_RN_STATE/.ready"))"
+    exit 0
+fi
 mkdir -p "$MMSEG_RN_STATE/site"
 t0=$(date +%s)
 
@@ -80,3 +86,4 @@ print(f'[setup] python ok: torch {torch.__version__}, mmcv {mmcv.__version__}'
       f'device {torch.cuda.get_device_name(0) if cuda else "cpu (no CUDA)"}')
 EOF
 echo "[setup] ready ($(( $(date +%s) - t0 )) s)"
+date -u +%H:%M:%S > "$MMSEG_RN_STATE/.ready"
