@@ -643,6 +643,11 @@ def collect_record(run, sched, key, name, config, commit, dirty, device):
     radii = sorted(int(k.split('@r')[1]) for k in ss
                    if k.startswith('mIoU@r'))
     whole = max(radii) if radii else None
+    # the whole-image band equals IoUMetric's mIoU: a check of the numbers
+    if whole is not None and ss.get('mIoU') is not None and abs(
+            ss[f'mIoU@r{whole}'] - ss['mIoU']) > 0.011:
+        fail(f'{key}: trimap mIoU@r{whole} {ss[f"mIoU@r{whole}"]} != '
+             f'mIoU {ss["mIoU"]}: the per-class figures would be wrong', 1)
     train_cmd = segments[0]['command'] if segments else None
     test_cmd = _state_command(run, f'ss-{key}')
     ms_cmd = _state_command(run, f'ms_flip-{key}')
@@ -713,14 +718,6 @@ def cmd_collect(args):
             continue
         record = collect_record(run, sched, key, name, config, commit,
                                 dirty, device)
-        # the whole image equals IoUMetric's mIoU: a check of the numbers
-        whole = record['whole_image_radius']
-        ss = test_metrics(run.path('test', key, 'ss')) or {}
-        if whole is not None and ss.get('mIoU') is not None and abs(
-                ss[f'mIoU@r{whole}'] - ss['mIoU']) > 0.011:
-            fail(f'{key}: trimap mIoU@r{whole} {ss[f"mIoU@r{whole}"]} != '
-                 f'mIoU {ss["mIoU"]}: the per-class figures would be wrong',
-                 1)
         _write_json(run.path('results', f'{key}.json'), record)
         written.append(key)
         print(f'{key}: test mIoU {record["test_miou"]} (ms+flip '
