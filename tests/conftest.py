@@ -34,6 +34,37 @@ def camvid_root():
     return osp.abspath(CAMVID_ROOT)
 
 
+def _write_segnet_camvid(root, splits, readme=None):
+    """Write a CamVid in SegNet's layout (``SPLIT.txt``, ``SPLIT/STEM.png``,
+    ``SPLITannot/STEM.png``, the layout of ``../shared/data/camvid``).
+
+    Args:
+        root (Path): The folder to create.
+        splits (dict): split -> list of ``(stem, image, label)``: an RGB
+            uint8 HxWx3 array and a uint8 label array (0..10, 11 void).
+        readme (str, optional): Text of a ``README.md``.
+    """
+    from PIL import Image
+    for split, samples in splits.items():
+        os.makedirs(root / split)
+        os.makedirs(root / (split + 'annot'))
+        (root / f'{split}.txt').write_text(''.join(stem + '\n'
+                                                   for stem, _, _ in samples))
+        for stem, image, label in samples:
+            Image.fromarray(image).save(root / split / f'{stem}.png')
+            Image.fromarray(label).save(root / (split + 'annot') /
+                                        f'{stem}.png')
+    if readme is not None:
+        (root / 'README.md').write_text(readme)
+    return root
+
+
+@pytest.fixture(scope='session')
+def write_segnet_camvid():
+    """:func:`_write_segnet_camvid`: makes a SegNet-layout CamVid."""
+    return _write_segnet_camvid
+
+
 @pytest.fixture(scope='session')
 def synthetic_data_root(tmp_path_factory):
     """A generated dataset in MMSeg's layout for the tests that run the

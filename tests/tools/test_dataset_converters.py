@@ -400,27 +400,32 @@ CAMVID_SPLITS = dict(
     test=['0001TP_008550', 'Seq05VD_f00000'])
 
 
-def make_camvid(root, bad_value=None, label_size=(H, W)):
-    rng = np.random.default_rng(3)
-    labels = {}
-    for split, stems in CAMVID_SPLITS.items():
-        os.makedirs(root / split)
-        os.makedirs(root / (split + 'annot'))
-        (root / f'{split}.txt').write_text(''.join(s + '\n' for s in stems))
-        for stem in stems:
-            Image.fromarray(random_rgb(rng)).save(root / split / f'{stem}.png')
-            label = rng.integers(0, 12, size=label_size).astype(np.uint8)
-            label[0, 0] = 11
-            labels[stem] = label
-        if bad_value is not None and split == 'test':
-            label[2, 3] = bad_value  # the last test frame
-        for stem in stems:
-            Image.fromarray(labels[stem]).save(
-                root / (split + 'annot') / f'{stem}.png')
-    return labels
+@pytest.fixture
+def make_camvid(write_segnet_camvid):
+    """``make_camvid(root, bad_value=None, label_size=(H, W))`` writes the
+    CAMVID_SPLITS frames in SegNet's layout and returns their labels
+    (void 11 at [0, 0]; ``bad_value`` at [2, 3] of the last test frame)."""
+
+    def make(root, bad_value=None, label_size=(H, W)):
+        rng = np.random.default_rng(3)
+        labels, splits = {}, {}
+        for split, stems in CAMVID_SPLITS.items():
+            splits[split] = []
+            for stem in stems:
+                image = random_rgb(rng)
+                label = rng.integers(0, 12, size=label_size).astype(np.uint8)
+                label[0, 0] = 11
+                labels[stem] = label
+                splits[split].append((stem, image, label))
+        if bad_value is not None:
+            labels[CAMVID_SPLITS['test'][-1]][2, 3] = bad_value
+        write_segnet_camvid(root, splits)
+        return labels
+
+    return make
 
 
-def test_camvid_round_trip(tmp_path):
+def test_camvid_round_trip(tmp_path, make_camvid):
     tool = load_tool('camvid')
     labels = make_camvid(tmp_path / 'CamVid')
     out = tmp_path / 'out'
@@ -439,7 +444,7 @@ def test_camvid_round_trip(tmp_path):
             assert dst.read_bytes() == src.read_bytes()
 
 
-def test_camvid_cli(tmp_path):
+def test_camvid_cli(tmp_path, make_camvid):
     make_camvid(tmp_path / 'CamVid')
     out = tmp_path / 'data' / 'camvid'
     os.makedirs(out)  # an existing empty folder is fine
@@ -449,7 +454,7 @@ def test_camvid_cli(tmp_path):
     assert len(os.listdir(out / 'ann_dir' / 'test')) == 2
 
 
-def test_camvid_refuses_bad_input(tmp_path, capsys):
+def test_camvid_refuses_bad_input(tmp_path, capsys, make_camvid):
     make_camvid(tmp_path / 'a', bad_value=12)
     out = tmp_path / 'out'
     run = run_main(capsys, 'camvid', tmp_path / 'a', '-o', out)
@@ -465,7 +470,7 @@ def test_camvid_refuses_bad_input(tmp_path, capsys):
     assert_refused(run, str(out), 'val.txt', 'not found')
 
 
-def test_refuses_non_empty_output_and_keeps_it(tmp_path):
+def test_refuses_non_empty_output_and_keeps_it(tmp_path, make_camvid):
     tool = load_tool('camvid')
     make_camvid(tmp_path / 'CamVid')
     out = tmp_path / 'out'
@@ -487,7 +492,7 @@ def test_refuses_non_empty_output_and_keeps_it(tmp_path):
             str(tmp_path / 'CamVid'), str(tmp_path), overwrite=True)
 
 
-def test_camvid_splits_arrive_in_parts(tmp_path, capsys):
+def test_camvid_splits_arrive_in_parts(tmp_path, capsys, make_camvid):
     """train+val first (test not there yet), test added later."""
     tool = load_tool('camvid')
     labels = make_camvid(tmp_path / 'CamVid')
@@ -538,7 +543,7 @@ def test_camvid_splits_arrive_in_parts(tmp_path, capsys):
 # --------------------------------------------------------------------------
 # the base dataset configs build their train set on converted fixtures
 # --------------------------------------------------------------------------
-def convert_fixture(name, tmp_path):
+def convert_fixture(name, tmp_path, make_camvid):
     out = str(tmp_path / 'converted')
     if name == 'nyudv2_40':
         files, _, _ = make_nyudv2(tmp_path / 'src')
@@ -560,14 +565,15 @@ def convert_fixture(name, tmp_path):
                                             ('sunrgbd_37', 3),
                                             ('pascal_person_part', 3),
                                             ('camvid', 2)])
-def test_base_config_builds_train_set(tmp_path, repo_root, name, num_train):
+def test_base_config_builds_train_set(tmp_path, repo_root, name, num_train,
+                                      make_camvid):
     from mmengine.config import Config
     from mmseg.registry import DATASETS
     from mmseg.utils import register_all_modules
 
     import mmseg_refinenet  # noqa: F401
     register_all_modules()
-    data_root = convert_fixture(name, tmp_path)
+    data_root = convert_fixture(name, tmp_path, make_camvid)
     cfg = Config.fromfile(
         osp.join(repo_root, 'configs', '_base_', 'datasets', name + '.py'))
     for loader in (cfg.train_dataloader, cfg.val_dataloader,

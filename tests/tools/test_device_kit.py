@@ -75,23 +75,19 @@ def read_pixels(path):
 
 
 @pytest.fixture
-def tiny_camvid(tmp_path):
+def tiny_camvid(tmp_path, write_segnet_camvid):
     """3 train, 2 val, 2 test images of 24x32, labels 0..11 (seed 0)."""
-    root = tmp_path / 'camvid'
     rng = np.random.default_rng(0)
+    splits = {}
     for split, n in zip(SPLITS, (3, 2, 2)):
-        (root / split).mkdir(parents=True)
-        (root / (split + 'annot')).mkdir()
-        stems = [f'{split}_{i:03d}' for i in range(n)]
-        (root / f'{split}.txt').write_text(''.join(s + '\n' for s in stems))
-        for stem in stems:
-            image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
-            label = rng.integers(0, 12, (24, 32), dtype=np.uint8)
-            Image.fromarray(image, 'RGB').save(root / split / f'{stem}.png')
-            Image.fromarray(label, 'L').save(root / (split + 'annot') /
-                                             f'{stem}.png')
-    (root / 'README.md').write_text('tiny CamVid\n')
-    return root
+        splits[split] = [
+            (f'{split}_{i:03d}',
+             rng.integers(0, 256, (24, 32, 3), dtype=np.uint8),
+             rng.integers(0, 12, (24, 32), dtype=np.uint8))
+            for i in range(n)
+        ]
+    return write_segnet_camvid(tmp_path / 'camvid', splits,
+                               readme='tiny CamVid\n')
 
 
 def assert_same_dataset(src, dest, splits=SPLITS):
