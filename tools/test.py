@@ -172,7 +172,9 @@ def main(argv=None):
             if not metrics:
                 parser.error('--out needs an IoUMetric in test_evaluator '
                              f'(it writes the predictions) in {args.config!r}')
-        for metric in (metrics if isinstance(metrics, list) else [metrics]):
+        else:
+            metrics = [metrics]
+        for metric in metrics:
             metric['output_dir'] = stage
             metric['keep_results'] = True
 
