@@ -91,6 +91,46 @@ def test_crp_chain(order, stages):
     assert torch.equal(x, x_before)
 
 
+def _saved_dtypes(fn):
+    """The dtypes of the tensors autograd keeps for the backward of fn()."""
+    dtypes = []
+
+    def pack(tensor):
+        dtypes.append(tensor.dtype)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, dtypes
+
+
+@pytest.mark.parametrize('order', ['pool_conv', 'conv_pool'])
+def test_crp_recompute_pooling_keeps_no_indices_same_result(order):
+    crps = [
+        _randomize(ChainedResidualPooling(6, order=order,
+                                          recompute_pooling=flag))
+        for flag in (False, True)
+    ]
+    x = torch.randn(2, 6, 7, 9, requires_grad=True)
+    results = []
+    for crp in crps:
+        out, dtypes = _saved_dtypes(lambda: crp(x))
+        grads = torch.autograd.grad(out.square().sum(),
+                                    [x] + list(crp.parameters()))
+        results.append((out, grads, dtypes))
+    (out0, grads0, dtypes0), (out1, grads1, dtypes1) = results
+    # without recomputation every stage keeps int64 argmax indices ...
+    assert dtypes0.count(torch.int64) == crps[0].num_stages
+    # ... with it none, and the same output and gradients
+    assert torch.int64 not in dtypes1
+    torch.testing.assert_close(out1, out0, rtol=0, atol=0)
+    for a, b in zip(grads1, grads0):
+        torch.testing.assert_close(a, b)
+    # no recomputation where nothing needs gradients (inference)
+    with torch.no_grad():
+        torch.testing.assert_close(crps[1](x), out0)
+
+
 def test_crp_rejects_bad_arguments():
     with pytest.raises(ValueError, match='num_stages'):
         ChainedResidualPooling(8, num_stages=0)

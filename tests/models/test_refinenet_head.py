@@ -109,6 +109,12 @@ def test_crp_off_ablation_has_no_crp():
     assert head(_feats()).shape == (1, 5, 32, 40)
 
 
+def test_crp_recompute_pooling_reaches_every_block():
+    assert all(b.crp.recompute_pooling for b in _small_head().blocks)
+    head = _small_head(crp_recompute_pooling=False)
+    assert not any(b.crp.recompute_pooling for b in head.blocks)
+
+
 def test_input_dropout_applies_to_deepest_two_in_training_only():
     head = _small_head(input_dropout_ratio=0.5)
     assert head.input_dropout_index == [2, 3]

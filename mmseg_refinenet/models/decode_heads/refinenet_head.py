@@ -78,6 +78,9 @@ class RefineNetHead(CheckedDecodeHead):
             block (a logit scale in the hundreds for a 4-cascade), and
             training from scratch stalls. Has no effect on loaded weights.
             Default: True.
+        crp_recompute_pooling (bool): Recompute the CRP max-poolings in
+            the backward pass instead of keeping their int64 argmax indices
+            (see :class:`ChainedResidualPooling`). Default: True.
         check_finite (bool): Check the backbone features for NaN and Inf
             at every forward (one device synchronisation; see
             :class:`CheckedDecodeHead`). Default: True.
@@ -111,6 +114,7 @@ class RefineNetHead(CheckedDecodeHead):
                  input_dropout_index: Sequence[int] = (-2, -1),
                  with_cp: bool = False,
                  zero_init_residual: bool = True,
+                 crp_recompute_pooling: bool = True,
                  dropout_ratio: float = 0.5,
                  **kwargs):
         kwargs.setdefault('input_transform', 'multiple_select')
@@ -197,7 +201,8 @@ class RefineNetHead(CheckedDecodeHead):
                 act_cfg=self.act_cfg,
                 align_corners=self.align_corners,
                 with_cp=with_cp,
-                zero_init_residual=zero_init_residual)
+                zero_init_residual=zero_init_residual,
+                crp_recompute_pooling=crp_recompute_pooling)
             self.blocks.append(block)
             prev_channels = block.out_channels
         if prev_channels != self.channels:

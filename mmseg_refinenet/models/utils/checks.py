@@ -30,6 +30,9 @@ export, ``torch.compile``, ``torch.export``): a data-dependent ``if`` either
 breaks the graph or is frozen into it, and an exported graph has no use for
 a Python exception. Under ``torch.jit.trace`` the shape checks are skipped
 too, since traced sizes are tensors and comparing them only adds warnings.
+On fake tensors (``FakeTensorMode``, as in the memory estimate of
+``benchmarks/estimate_memory.py``) the value checks are skipped as well:
+there are no values to check.
 """
 from typing import Optional, Sequence
 
@@ -41,7 +44,8 @@ _MAX_SHOWN = 8
 
 
 def value_checks_enabled() -> bool:
-    """False while tracing, scripting, compiling or exporting the model."""
+    """False while tracing, scripting, compiling or exporting the model,
+    and on fake tensors."""
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return False
     if torch.onnx.is_in_onnx_export():
@@ -51,6 +55,11 @@ def value_checks_enabled() -> bool:
         check = getattr(compiler, name, None)
         if check is not None and check():
             return False
+    # FakeTensorMode (shape propagation, memory estimates): no values
+    detect = getattr(getattr(torch, '_guards', None), 'detect_fake_mode',
+                     None)
+    if detect is not None and detect() is not None:
+        return False
     return True
 
 
