@@ -132,9 +132,11 @@ def progress(message):
     sys.stderr.flush()
 
 
-def parse_args(argv=None):
+def models_parser(description):
+    """An argument parser with ``--models`` (no default: all models) and
+    the keys of the model table in its epilog."""
     parser = OneLineArgumentParser(
-        description=__doc__.split('\n')[0],
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='models: ' + ', '.join(
             f'{k} ({v[0]})' for k, v in MODEL_TABLE.items()))
@@ -142,6 +144,11 @@ def parse_args(argv=None):
         '--models', nargs='+', metavar='MODEL',
         help='keys of the model table (default: all), config files, or '
         'LABEL=CONFIG; configs may be mmseg::path/to/config.py')
+    return parser
+
+
+def parse_args(argv=None):
+    parser = models_parser(__doc__.split('\n')[0])
     parser.add_argument('--shape', type=positive_int, nargs=2,
                         metavar=('H', 'W'),
                         help='input height and width (default 512 1024; '

@@ -22,7 +22,6 @@ The records (suite ``memory-estimate``, fp32, NCHW) go to
 ``python benchmarks/render.py`` turns into a section of
 ``docs/benchmarks.md`` and into the memory rows of its goals table.
 """
-import argparse
 import datetime
 import json
 import os
@@ -34,11 +33,10 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_models import (FRRN_B_FULL, MODEL_TABLE, REFERENCE,  # noqa
-                              benchmark, config_path, error_text, progress,
-                              resolve_models)
+                              benchmark, config_path, error_text,
+                              models_parser, progress, resolve_models)
 
-from mmseg_refinenet.utils.cli import (OneLineArgumentParser,  # noqa: E402
-                                       fail, positive_int)
+from mmseg_refinenet.utils.cli import fail, positive_int  # noqa: E402
 
 SCHEMA_VERSION = 1
 SUITE = 'memory-estimate'
@@ -49,21 +47,14 @@ METHOD = ('FakeTensorMode + MemTracker over two training steps (fp32, '
 
 
 def parse_args(argv=None):
-    parser = OneLineArgumentParser(
-        description=__doc__.split('\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='models: ' + ', '.join(
-            f'{k} ({v[0]})' for k, v in MODEL_TABLE.items()))
-    parser.add_argument(
-        '--models', nargs='+', default=list(MODEL_TABLE),
-        help='keys of the model table (default: all), config files, or '
-        'LABEL=CONFIG')
+    parser = models_parser(__doc__.split('\n')[0])
     parser.add_argument('--shape', type=positive_int, nargs=2,
                         default=[512, 1024], metavar=('H', 'W'))
     parser.add_argument('--batch', type=positive_int, default=2,
                         help='training batch (default 2, as the goal)')
-    parser.add_argument('--reference', default=REFERENCE,
-                        help='model key or label of the ratios')
+    parser.add_argument('--reference',
+                        help='model key or label of the ratios (default: '
+                        f'{REFERENCE} when selected, else the first model)')
     parser.add_argument('--no-paper-sizes', action='store_true',
                         help='only --shape: not FRRN A at 256x512 nor '
                         'FRRN B at 1024x2048')
@@ -75,7 +66,7 @@ def parse_args(argv=None):
     if args.batch < 2:
         # BatchNorm in training mode needs more than one value per channel
         parser.error('--batch must be 2 or more (training BatchNorm)')
-    args.models = resolve_models(args.models)
+    args.models = resolve_models(args.models or list(MODEL_TABLE))
     return args
 
 
@@ -118,10 +109,12 @@ def main(argv=None):
     init_default_scope('mmseg')
     import mmseg_refinenet  # noqa: F401  (registers our modules)
     bm = benchmark()
+    wanted = args.reference or REFERENCE
     reference = next((m for m in args.models
-                      if args.reference in (m['key'], m['label'])), None)
-    if reference is None:
+                      if wanted in (m['key'], m['label'])), None)
+    if reference is None and args.reference:
         fail(f'--reference {args.reference!r} is not among --models')
+    reference = reference or args.models[0]
     for model in args.models:
         try:
             bm.resolve_config(config_path(model['config']))

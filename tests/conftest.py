@@ -65,6 +65,25 @@ def write_segnet_camvid():
     return _write_segnet_camvid
 
 
+TINY_FRRN = """_base_ = [{base!r}]
+model = dict(
+    backbone=dict(arch=None, encoder=((1, 8), (1, 16)), decoder=((1, 8), ),
+                  base_channels=8, residual_channels=4, num_stem_units=1),
+    decode_head=dict(in_channels=8, channels=8,
+                     loss_decode=dict(k=256)))
+"""
+
+
+@pytest.fixture(scope='session')
+def tiny_frrn_config(tmp_path_factory):
+    """Path of a config of a narrow two-stage FRRN A, for the benchmark
+    scripts' tests (seconds per model at small sizes)."""
+    path = tmp_path_factory.mktemp('configs') / 'tiny_frrn.py'
+    base = osp.join(REPO_ROOT, 'configs', '_base_', 'models', 'frrn_a.py')
+    path.write_text(TINY_FRRN.format(base=base))
+    return str(path)
+
+
 @pytest.fixture(scope='session')
 def synthetic_data_root(tmp_path_factory):
     """A generated dataset in MMSeg's layout for the tests that run the

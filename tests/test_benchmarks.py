@@ -23,14 +23,6 @@ BENCH = osp.join(REPO, 'benchmarks', 'benchmark_models.py')
 RENDER = osp.join(REPO, 'benchmarks', 'render.py')
 R18 = osp.join(REPO, 'configs', 'quickstart',
                'refinenet_r18_1xb8-300it_synthetic-64x64.py')
-FRRN_BASE = osp.join(REPO, 'configs', '_base_', 'models', 'frrn_a.py')
-TINY_FRRN = f"""_base_ = [{FRRN_BASE!r}]
-model = dict(
-    backbone=dict(arch=None, encoder=((1, 8), (1, 16)), decoder=((1, 8), ),
-                  base_channels=8, residual_channels=4, num_stem_units=1),
-    decode_head=dict(in_channels=8, channels=8,
-                     loss_decode=dict(k=256)))
-"""
 # the fields issue 7 asks for, and the provenance
 ISSUE_FIELDS = {
     'device', 'torch', 'commit', 'model', 'config', 'shape', 'batch',
@@ -52,12 +44,11 @@ def run(*args, cwd):
 
 
 @pytest.fixture(scope='module')
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, tiny_frrn_config):
     tmp = tmp_path_factory.mktemp('bench')
-    (tmp / 'tiny_frrn.py').write_text(TINY_FRRN)
     out = tmp / 'results' / 'quick.json'
     proc = run(BENCH, '--quick', '--shape', '32', '64', '--models',
-               f'RefineNet-R18={R18}', 'FRRN-tiny=tiny_frrn.py',
+               f'RefineNet-R18={R18}', f'FRRN-tiny={tiny_frrn_config}',
                '--reference', 'RefineNet-R18', '--dtypes', 'fp32', 'bf16',
                '--channels-last', 'off', 'on', '--channels-last-models',
                'FRRN-tiny', '--repeats', '1', '--warmup', '0',
@@ -223,15 +214,11 @@ def test_best_throughput_and_helpers():
     assert bm.git_commit(REPO) is None or len(bm.git_commit(REPO)) == 40
 
 
-def test_measure_with_cp_restores_the_flags():
+def test_measure_with_cp_restores_the_flags(tiny_frrn_config):
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules()
-    cfg = Config.fromfile(FRRN_BASE)
-    cfg.model.backbone.update(arch=None, encoder=((1, 8), (1, 16)),
-                              decoder=((1, 8), ), base_channels=8,
-                              residual_channels=4, num_stem_units=1)
-    cfg.model.decode_head.update(in_channels=8, channels=8)
+    cfg = Config.fromfile(tiny_frrn_config)
     model = bm.build_model(cfg, 'tiny FRRN', 'cpu')
     results = bm.measure_with_cp(model, (32, 32), 1, 0, 1, 'cpu')
     assert set(results) == {False, True}
@@ -241,9 +228,11 @@ def test_measure_with_cp_restores_the_flags():
                    if hasattr(m, 'with_cp'))
 
 
+@pytest.mark.slow
 def test_camvid_activation_memory_estimate(tmp_path):
     """The five CamVid models build in train mode and report their saved
-    activations (small input: the figure scales with the pixels)."""
+    activations (small input: the figure scales with the pixels). Slow
+    (about 20 s): a planning script of the GPU runbook, run by CI."""
     proc = run(osp.join(REPO, 'benchmarks', 'camvid_activation_memory.py'),
                '--shape', '64', '96', cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

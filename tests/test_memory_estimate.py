@@ -21,14 +21,6 @@ ESTIMATE = osp.join(REPO, 'benchmarks', 'estimate_memory.py')
 RENDER = osp.join(REPO, 'benchmarks', 'render.py')
 R18 = osp.join(REPO, 'configs', 'quickstart',
                'refinenet_r18_1xb8-300it_synthetic-64x64.py')
-FRRN_BASE = osp.join(REPO, 'configs', '_base_', 'models', 'frrn_a.py')
-TINY_FRRN = f"""_base_ = [{FRRN_BASE!r}]
-model = dict(
-    backbone=dict(arch=None, encoder=((1, 8), (1, 16)), decoder=((1, 8), ),
-                  base_channels=8, residual_channels=4, num_stem_units=1),
-    decode_head=dict(in_channels=8, channels=8,
-                     loss_decode=dict(k=256)))
-"""
 
 
 def run(*args, cwd):
@@ -103,13 +95,13 @@ def test_value_checks_are_skipped_on_fake_tensors():
     assert value_checks_enabled()
 
 
-def test_estimate_memory_script_and_render(tmp_path, assert_one_line_error):
-    (tmp_path / 'tiny_frrn.py').write_text(TINY_FRRN)
+def test_estimate_memory_script_and_render(tmp_path, tiny_frrn_config,
+                                           assert_one_line_error):
     out = tmp_path / 'results' / 'memory-estimate.json'
+    # without --reference and DeepLabV3: ratios to the first model
     proc = run(ESTIMATE, '--models', f'RefineNet-R18={R18}',
-               'FRRN-tiny=tiny_frrn.py', '--reference', 'RefineNet-R18',
-               '--shape', '64', '96', '--no-git-status', '--out', str(out),
-               cwd=tmp_path)
+               f'FRRN-tiny={tiny_frrn_config}', '--shape', '64', '96',
+               '--no-git-status', '--out', str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = json.loads(out.read_text())
     assert [(r['model'], r['with_cp']) for r in records] == [
@@ -136,8 +128,6 @@ def test_estimate_memory_script_and_render(tmp_path, assert_one_line_error):
     # estimates are not measurements: no per-device result tables
     assert '### cpu' not in text
 
-    proc = run(ESTIMATE, '--batch', '1', cwd=tmp_path)
-    assert_one_line_error(proc, '--batch must be 2 or more')
     proc = run(ESTIMATE, '--models', 'frrn_a', '--reference', 'unet_s5',
-               cwd=tmp_path)
+               '--batch', '2', cwd=tmp_path)
     assert_one_line_error(proc, "--reference 'unet_s5'")
