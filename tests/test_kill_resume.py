@@ -319,8 +319,11 @@ def reference(tmp_path_factory, tiny_config, options):
         run.kill()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_one_process(reference, tiny_config,
                                                  options, tmp_path):
+    # slow (about 25 s); the default run keeps the kill while saving below,
+    # which resumes one process as well
     work_dir = tmp_path / 'work'
     victim = train(tiny_config, work_dir, options)
     kill_mid_run(victim)
