@@ -19,27 +19,20 @@ import sys
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tools', 'device'))
 from camvid_experiment import MODELS  # noqa: E402
 
 import mmseg_refinenet  # noqa: E402,F401 (registers the models)
+from mmseg_refinenet.utils.benchmark import make_seg_samples  # noqa: E402
 from mmseg.registry import MODELS as REGISTRY  # noqa: E402
-from mmseg.structures import SegDataSample  # noqa: E402
 
 
 def saved_bytes(model, batch, shape=(384, 480)):
     """Bytes of the distinct storages saved for backward by one loss."""
     x = torch.randn(batch, 3, *shape)
-    samples = []
-    for _ in range(batch):
-        sample = SegDataSample()
-        sample.set_metainfo(dict(img_shape=shape, pad_shape=shape,
-                                 ori_shape=shape))
-        sample.gt_sem_seg = PixelData(data=torch.randint(0, 11, (1, *shape)))
-        samples.append(sample)
+    samples = make_seg_samples(batch, shape, 11, 'cpu')
     storages = {}
 
     def pack(tensor):

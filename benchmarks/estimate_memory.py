@@ -78,13 +78,15 @@ def plan(args):
         if model['key'] in WITH_CP_KEYS:
             runs.append((model, shape, args.batch, True))
     if not args.no_paper_sizes:
+        # FRRN A at its paper size (FRRN B's, 512x1024, is the default
+        # --shape) and FRRN B at full resolution, batch 1 (the with_cp goal)
+        extra = dict(frrn_a=(MODEL_TABLE['frrn_a'][2], args.batch),
+                     frrn_b=(FRRN_B_FULL, 1))
         for model in args.models:
-            paper = model['key'] == 'frrn_a' and model['paper_shape']
-            for size, batch in ((paper, args.batch), (
-                    model['key'] == 'frrn_b' and FRRN_B_FULL, 1)):
-                if size and tuple(size) != shape:
-                    runs += [(model, tuple(size), batch, flag)
-                             for flag in (False, True)]
+            size, batch = extra.get(model['key'], (None, None))
+            if size and tuple(size) != shape:
+                runs += [(model, tuple(size), batch, flag)
+                         for flag in (False, True)]
     return runs
 
 

@@ -163,7 +163,8 @@ def load_config(path, num_classes=None):
 
 
 def build_model(cfg, path, device):
-    """Builds ``cfg.model`` without pretrained weights, SyncBN as BN."""
+    """Builds ``cfg.model`` without pretrained weights, SyncBN as BN, on
+    ``device`` (None: where it was built, e.g. under ``FakeTensorMode``)."""
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
 
@@ -175,7 +176,7 @@ def build_model(cfg, path, device):
         raise BenchmarkError(f'cannot build the model of {path}: '
                              f'{type(e).__name__}: {e}')
     model = revert_sync_batchnorm(model)
-    return model.to(torch.device(device))
+    return model if device is None else model.to(torch.device(device))
 
 
 def model_name(model):
@@ -645,16 +646,8 @@ def estimate_training_memory(cfg, path, shape, batch, with_cp=False,
         raise BenchmarkError(
             'the memory estimate needs FakeTensorMode and MemTracker '
             f'(PyTorch 2.5 or later); this PyTorch has not: {e}')
-    from mmengine.model import revert_sync_batchnorm
-    from mmseg.registry import MODELS
-
-    strip_pretrained(cfg.model)
     with FakeTensorMode(), _fixed_shape_accuracy():
-        try:
-            model = revert_sync_batchnorm(MODELS.build(cfg.model))
-        except Exception as e:
-            raise BenchmarkError(f'cannot build the model of {path}: '
-                                 f'{type(e).__name__}: {e}')
+        model = build_model(cfg, path, None)
         if with_cp:
             set_with_cp(model, True)
         model.train()

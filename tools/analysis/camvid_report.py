@@ -390,7 +390,9 @@ def _pyplot():
 
 
 def _save(fig, path, dpi=80):
+    """Write ``fig`` (no software tag, for stable bytes) and close it."""
     fig.savefig(path, dpi=dpi, metadata={'Software': None})
+    _pyplot().close(fig)
 
 
 def model_color(key):
@@ -423,7 +425,6 @@ def plot_trimap(runs, path):
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_curves(runs, path, anchors=False):
@@ -468,7 +469,6 @@ def plot_curves(runs, path, anchors=False):
         ax.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)
-    plt.close(fig)
 
 
 def colorize(label):
@@ -575,7 +575,6 @@ def plot_predictions(runs, run_dir, data, stems, path):
         fig.tight_layout(
             rect=(0, LEGEND_IN / (1.9 * len(stems) + LEGEND_IN), 1, 1))
         _save(fig, path, dpi)
-        plt.close(fig)
         if os.path.getsize(path) <= MAX_FIGURE_BYTES:
             break
 
