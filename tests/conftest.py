@@ -5,9 +5,13 @@ site-packages. This suite therefore has no ``tests/__init__.py`` and runs in
 pytest's importlib mode (pytest.ini), and shared helpers are exposed as
 fixtures here instead of being imported as ``tests.xxx``.
 """
+import importlib.util
 import os
 import os.path as osp
 import socket
+import subprocess
+import sys
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -141,6 +145,74 @@ def _assert_one_line_error(proc, *fragments, status=2):
 def assert_one_line_error():
     """:func:`_assert_one_line_error`: checks a subprocess that refused."""
     return _assert_one_line_error
+
+
+def _load_script(path):
+    """The module of the script at ``path`` (``tools/`` and ``benchmarks/``
+    are no packages), loaded by path: its top level runs, its
+    ``if __name__ == '__main__'`` block does not."""
+    name = osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def run_script_main(capsys, monkeypatch):
+    """The function ``(script, *args, cwd=None) -> CompletedProcess`` that
+    runs ``main([str(a) for a in args])`` of the script at ``script`` in
+    this process, for the tests of wrong arguments: a subprocess would
+    import torch and MMSeg again (seconds per case).
+
+    The result reads like ``subprocess.run(..., capture_output=True,
+    text=True)``: ``returncode`` is the code of a ``SystemExit`` (``None``:
+    0; a message: printed, 1) or else the value ``main`` returned (as for
+    ``sys.exit(main())``; ``None``: 0), ``stdout`` and ``stderr`` what was
+    written to them (``capsys``). Any other exception propagates and fails
+    the test where the script would print a traceback. ``sys.argv`` is
+    ``[script, *args]`` during the run (argparse's ``prog``); the working
+    folder (``cwd``), ``sys.path``, ``os.environ``, MMEngine's default
+    scope and torch's thread count are restored afterwards. MMEngine's
+    loggers are new for the run, as in a new process: one made earlier
+    writes to the stream that was ``sys.stdout`` then (perhaps another
+    test's closed ``capsys`` buffer). Keep one case per script as a real
+    subprocess: that one tests the ``if __name__ == '__main__'`` entry.
+    """
+    from mmengine.logging import MMLogger
+    from mmengine.registry import DefaultScope
+
+    def run(script, *args, cwd=None):
+        argv = [str(a) for a in args]
+        environ = dict(os.environ)
+        threads = torch.get_num_threads()
+        with monkeypatch.context() as patch:
+            if cwd is not None:
+                patch.chdir(cwd)
+            patch.setattr(sys, 'argv', [script, *argv])
+            patch.setattr(sys, 'path', list(sys.path))
+            patch.setattr(DefaultScope, '_instance_dict',
+                          DefaultScope._instance_dict.copy())
+            patch.setattr(MMLogger, '_instance_dict', OrderedDict())
+            capsys.readouterr()
+            try:
+                status = _load_script(script).main(argv)
+            except SystemExit as exit_:
+                status = exit_.code
+            finally:
+                if torch.get_num_threads() != threads:
+                    torch.set_num_threads(threads)
+                for key in set(os.environ) - set(environ):
+                    del os.environ[key]
+                os.environ.update(environ)
+            if status is not None and not isinstance(status, int):
+                print(status, file=sys.stderr)
+                status = 1
+            out, err = capsys.readouterr()
+        return subprocess.CompletedProcess([script, *argv], status or 0, out,
+                                           err)
+
+    return run
 
 
 def _free_port():

@@ -140,21 +140,37 @@ def test_render(quick_run, tmp_path):
     assert '## Reproducing' in new.read_text()
 
 
-@pytest.mark.parametrize('args,fragment', [
+WRONG_ARGUMENTS = [
     (['--models', 'nope'], 'nope'),
     (['--models', 'missing.py'], 'missing.py'),
     (['--shape', '64'], '--shape'),
     (['--dtypes', 'fp8'], 'fp8'),
     (['--reference', 'frrn_a', '--channels-last-models', 'unet_s5',
       '--models', 'frrn_a'], 'unet_s5'),
-])
-def test_benchmark_wrong_arguments(tmp_path, args, fragment):
-    proc = run(BENCH, *args, '--no-git-status', cwd=tmp_path)
+]
+
+
+def assert_refused(proc, fragment, tmp_path):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
     assert fragment in lines[0]
     assert not (tmp_path / 'work_dirs').exists()
+
+
+@pytest.mark.parametrize('args,fragment', WRONG_ARGUMENTS)
+def test_benchmark_wrong_arguments(tmp_path, args, fragment,
+                                   run_script_main):
+    # main() in this process: a subprocess per case imports torch and MMSeg
+    proc = run_script_main(BENCH, *args, '--no-git-status', cwd=tmp_path)
+    assert_refused(proc, fragment, tmp_path)
+
+
+def test_benchmark_wrong_arguments_command_line(tmp_path):
+    """One case as a user runs it: the script's exit status and stderr."""
+    args, fragment = WRONG_ARGUMENTS[0]
+    proc = run(BENCH, *args, '--no-git-status', cwd=tmp_path)
+    assert_refused(proc, fragment, tmp_path)
 
 
 def test_timed_stops_at_the_deadline():

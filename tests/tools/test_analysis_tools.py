@@ -75,16 +75,29 @@ def test_compare_models(tmp_path):
     assert second['params_m'] == pytest.approx(29.06, abs=0.01)
 
 
-@pytest.mark.parametrize('args,fragments', [
+COMPARE_WRONG_ARGUMENTS = [
     (['missing.py', '--shape', '64', '64'], ['not found', 'missing.py']),
     (['mmseg::unet/nope.py', '--shape', '64', '64'], ['nope.py']),
     ([OURS, '--shape', '64'], ['--shape']),
     ([OURS, '--shape', '64', '0'], ['must be positive']),
     ([OURS, '--shape', 'a', '64'], ['not an integer']),
     ([OURS], ['--shape']),
-])
+]
+
+
+@pytest.mark.parametrize('args,fragments', COMPARE_WRONG_ARGUMENTS)
 def test_compare_models_wrong_arguments(tmp_path, args, fragments,
-                                        assert_one_line_error):
+                                        assert_one_line_error,
+                                        run_script_main):
+    # main() in this process: a subprocess per case imports torch and MMSeg
+    proc = run_script_main(COMPARE, *args, cwd=tmp_path)
+    assert_one_line_error(proc, *fragments)
+
+
+def test_compare_models_wrong_arguments_command_line(tmp_path,
+                                                     assert_one_line_error):
+    """One case as a user runs it: the script's exit status and stderr."""
+    args, fragments = COMPARE_WRONG_ARGUMENTS[5]
     proc = run(COMPARE, *args, cwd=tmp_path)
     assert_one_line_error(proc, *fragments)
 

@@ -3,8 +3,9 @@
 The checkpoint is the freshly initialised RefineNet of the quick-start config
 saved with class names and palette, so no training is needed: the tool's class
 maps are compared with :func:`mmseg.apis.inference_model` on the same model.
-Every run starts the script in a subprocess from a directory outside the
-repository.
+Every run starts from a directory outside the repository, in a subprocess,
+except the wrong arguments: those run the script's ``main`` in the test
+process (one of them also as a subprocess).
 """
 import os
 import os.path as osp
@@ -120,7 +121,11 @@ def test_single_image_and_folder(setup, tmp_path):
     assert not [n for n in os.listdir(out) if n.endswith('.tmp')]
 
 
-def test_wrong_arguments(setup, tmp_path):
+def test_wrong_arguments(setup, tmp_path, run_script_main):
+    # main() in this process: a subprocess per case imports torch and MMSeg
+    def infer(args, cwd):
+        return run_script_main(INFER, *args, cwd=cwd)
+
     images = setup['images']
     first = osp.join(images, sorted(os.listdir(images))[0])
     out = tmp_path / 'out'
@@ -164,4 +169,15 @@ def test_wrong_arguments(setup, tmp_path):
                   setup['ckpt'], *base], cwd=tmp_path)
     assert_error(proc, 'empty', 'no image files')
 
+    assert not out.exists()
+
+
+def test_wrong_arguments_command_line(setup, tmp_path):
+    """One case as a user runs it: the script's exit status and stderr."""
+    images = setup['images']
+    first = osp.join(images, sorted(os.listdir(images))[0])
+    out = tmp_path / 'out'
+    proc = infer([first, '--config', 'nope.py', '--checkpoint',
+                  setup['ckpt'], '--out-dir', str(out)], cwd=tmp_path)
+    assert_error(proc, 'nope.py', 'config')
     assert not out.exists()

@@ -140,18 +140,19 @@ def test_failed_verification_leaves_no_file(checkpoints):
     assert not [p for p in root.iterdir() if p.name.startswith('.rejected')]
 
 
-@pytest.mark.parametrize(
-    'case, words',
-    [
-        ('missing config', ['config file', 'does not exist']),
-        ('missing checkpoint', ['checkpoint file', 'does not exist']),
-        ('checkpoint of another model', ['does not fit', 'same config']),
-        ('corrupt checkpoint', ['could not be read']),
-        ('size FRRN cannot take', ['--shape 60 128', 'divisible by 16']),
-        ('out is a folder', ['is a folder']),
-        ('bad shape', ['expected positive sizes']),
-    ])
-def test_wrong_arguments(checkpoints, case, words):
+WRONG_ARGUMENTS = [
+    ('missing config', ['config file', 'does not exist']),
+    ('missing checkpoint', ['checkpoint file', 'does not exist']),
+    ('checkpoint of another model', ['does not fit', 'same config']),
+    ('corrupt checkpoint', ['could not be read']),
+    ('size FRRN cannot take', ['--shape 60 128', 'divisible by 16']),
+    ('out is a folder', ['is a folder']),
+    ('bad shape', ['expected positive sizes']),
+]
+
+
+def wrong_arguments(checkpoints, case):
+    """The arguments of ``case`` and the file they must not write."""
     root, ckpts = checkpoints
     out = root / 'bad.onnx'
     corrupt = root / 'corrupt.pth'
@@ -174,7 +175,10 @@ def test_wrong_arguments(checkpoints, case, words):
         'out is a folder': [FRRN, '--out', str(root)],
         'bad shape': [FRRN, '--out', str(out), '--shape', '0', '64'],
     }[case]
-    proc = export(args, cwd=str(root), timeout=300)
+    return args, out
+
+
+def assert_refused(proc, words, out):
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert 'Traceback' not in proc.stderr, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
@@ -182,3 +186,19 @@ def test_wrong_arguments(checkpoints, case, words):
     for word in words:
         assert word in last, last
     assert not out.exists()
+
+
+@pytest.mark.parametrize('case, words', WRONG_ARGUMENTS)
+def test_wrong_arguments(checkpoints, case, words, run_script_main):
+    # main() in this process: a subprocess imports torch and MMSeg again
+    args, out = wrong_arguments(checkpoints, case)
+    proc = run_script_main(EXPORT, *args, cwd=str(checkpoints[0]))
+    assert_refused(proc, words, out)
+
+
+def test_wrong_arguments_command_line(checkpoints):
+    """One case as a user runs it: the script's exit status and stderr."""
+    case, words = WRONG_ARGUMENTS[0]
+    args, out = wrong_arguments(checkpoints, case)
+    proc = export(args, cwd=str(checkpoints[0]), timeout=300)
+    assert_refused(proc, words, out)

@@ -68,11 +68,13 @@ def assert_clean_error(proc, *words):
         assert word in last, last
 
 
-def test_checkpoint_of_another_model(setup, tmp_path):
-    proc = run_test([CONFIG, setup['other'], '--out',
-                     str(tmp_path / 'out')] +
-                    options(setup['data'], tmp_path / 'work'),
-                    cwd=str(tmp_path))
+def test_checkpoint_of_another_model(setup, tmp_path, run_script_main):
+    # refused before the runner is built: main() in this process (a
+    # subprocess would import torch and MMSeg again)
+    proc = run_script_main(TEST, CONFIG, setup['other'], '--out',
+                           tmp_path / 'out',
+                           *options(setup['data'], tmp_path / 'work'),
+                           cwd=str(tmp_path))
     assert_clean_error(proc, 'other.pth', 'does not fit',
                        'decode_head.conv_seg.weight', 'same config')
     assert not (tmp_path / 'out').exists()

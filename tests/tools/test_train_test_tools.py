@@ -1,6 +1,8 @@
 """tools/train.py, tools/test.py and tools/dist_*.sh, run as a user would.
 
-Every test starts the real scripts in a subprocess, from a current directory
+Every test starts the real scripts in a subprocess (except a refusal that
+comes before any work: that one runs the script's ``main`` in the test
+process), from a current directory
 outside the repository, on a small generated dataset (8 training and 4
 validation images of 64x64) with the quick-start config cut down to a few
 iterations at batch size 2. The distributed tests start 2 processes with
@@ -222,13 +224,13 @@ def test_test_tta(trained, data_root, tmp_path):
     assert 0 <= miou(proc.stdout) <= 100
 
 
-def test_tta_without_tta_pipeline_is_a_clear_error(trained, tmp_path):
-    proc = run([
-        sys.executable, TEST, CONFIG,
-        osp.join(trained['work_dir'], 'iter_6.pth'), '--tta'
-    ],
-               str(tmp_path),
-               check=False)
+def test_tta_without_tta_pipeline_is_a_clear_error(trained, tmp_path,
+                                                   run_script_main):
+    # refused before the runner is built: main() in this process (a
+    # subprocess would import torch and MMSeg again)
+    proc = run_script_main(TEST, CONFIG,
+                           osp.join(trained['work_dir'], 'iter_6.pth'),
+                           '--tta', cwd=str(tmp_path))
     assert proc.returncode != 0
     assert 'tta_pipeline' in proc.stderr
     assert 'Traceback' not in proc.stderr
