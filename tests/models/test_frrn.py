@@ -4,6 +4,8 @@ Pohlen et al., CVPR 2017: Table 1 (widths, unit counts, parameter counts),
 Fig. 3 / Eq. 6-7 (FRRU), Sec. 5.1 (ResNet encoder/decoder baseline).
 """
 import copy
+import gc
+import weakref
 
 import pytest
 import torch
@@ -280,3 +282,57 @@ def test_deepcopy_and_norm_cfg():
     assert not any(
         isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     copy.deepcopy(model)
+
+
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_frru_compact_pooling_frees_z_same_results(with_cp):
+    """Compact pooling: the unit's full-resolution input z is not kept for
+    the backward pass (with or without with_cp), and nothing changes."""
+    torch.manual_seed(0)
+    frrus = [
+        FRRU(4, 8, scale=4, residual_channels=3, with_cp=with_cp,
+             compact_pooling=flag).train() for flag in (False, True)
+    ]
+    frrus[1].load_state_dict(frrus[0].state_dict())
+    y = torch.randn(2, 4, 4, 5, requires_grad=True)
+    z0 = torch.randn(2, 3, 16, 20, requires_grad=True)
+    kept, results = [], []
+    for frru in frrus:
+        z = z0 * 1  # a non-leaf, as inside the network
+        ref = weakref.ref(z)
+        y_n, z_n = frru(y, z)
+        del z
+        gc.collect()
+        kept.append(ref() is not None)
+        loss = y_n.square().sum() + z_n.sin().sum()
+        grads = torch.autograd.grad(loss, [y, z0] + list(frru.parameters()))
+        results.append((y_n, z_n, grads))
+    assert kept == [True, False]
+    (y0, zn0, grads0), (y1, zn1, grads1) = results
+    torch.testing.assert_close(y1, y0, rtol=0, atol=0)
+    torch.testing.assert_close(zn1, zn0, rtol=0, atol=0)
+    for a, b in zip(grads1, grads0):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_frrn_compact_pooling_same_results():
+    torch.manual_seed(0)
+    spec = dict(arch=None, encoder=((1, 8), (2, 16)), decoder=((1, 8), ),
+                base_channels=8, residual_channels=4, num_stem_units=1)
+    models = [FRRN(compact_pooling=flag, **spec).train()
+              for flag in (False, True)]
+    models[1].load_state_dict(models[0].state_dict())
+    assert all(u.compact_pooling for u in models[1].modules()
+               if isinstance(u, FRRU))
+    assert not any(u.compact_pooling for u in models[0].modules()
+                   if isinstance(u, FRRU))
+    x = torch.randn(2, 3, 16, 24)
+    results = []
+    for model in models:
+        out = model(x)[0]
+        grads = torch.autograd.grad(out.square().mean(),
+                                    list(model.parameters()))
+        results.append((out, grads))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=0)
+    for a, b in zip(results[1][1], results[0][1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

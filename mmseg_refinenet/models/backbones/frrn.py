@@ -11,7 +11,7 @@ from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
 from ..blocks.frrn_blocks import FRRU, ResidualUnit, _check_positive_int
-from ..utils import check_image_batch
+from ..utils import check_image_batch, window_max_pool2d
 
 
 def check_stage_spec(spec, name, owner):
@@ -154,6 +154,14 @@ class FRRN(BaseModule):
         act_cfg (dict): Config of the activations. Default: dict(type='ReLU').
         with_cp (bool): Gradient checkpointing of every RU and FRRU: the
             same gradients for less activation memory. Default: False.
+        compact_pooling (bool): In training, the max-poolings of both
+            streams (the 2x2 pooling of ``y`` before each encoder stage and
+            each FRRU's pooling of ``z``) keep for the backward pass only
+            the position of each maximum in its window, one byte per pooled
+            value, instead of their input and int64 indices
+            (:func:`~mmseg_refinenet.models.utils.window_max_pool2d`; see
+            :class:`FRRU`). Same outputs and gradients, less memory.
+            Default: True.
         check_finite (bool): Check the input images for NaN and Inf at
             every forward (one device synchronisation, skipped while
             tracing or compiling). Default: True.
@@ -189,6 +197,7 @@ class FRRN(BaseModule):
                  norm_cfg=dict(type='BN', requires_grad=True),
                  act_cfg=dict(type='ReLU'),
                  with_cp=False,
+                 compact_pooling=True,
                  check_finite=True,
                  init_cfg=[
                      dict(type='Kaiming', layer='Conv2d'),
@@ -214,6 +223,7 @@ class FRRN(BaseModule):
         self.base_channels = base_channels
         self.residual_channels = residual_channels
         self.check_finite = check_finite
+        self.compact_pooling = compact_pooling
         self.align_corners = align_corners
         self.size_divisor = 2**len(encoder)
         unit_cfg = dict(
@@ -221,6 +231,7 @@ class FRRN(BaseModule):
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
             with_cp=with_cp)
+        frru_cfg = dict(unit_cfg, compact_pooling=compact_pooling)
 
         # 1. stem: 5x5 conv + RUs at full resolution
         self.stem_conv = ConvModule(
@@ -255,7 +266,7 @@ class FRRN(BaseModule):
             for _ in range(num_units):
                 stage.append(
                     FRRU(channels, out_channels, scale, residual_channels,
-                         **unit_cfg))
+                         **frru_cfg))
                 channels = out_channels
             self.encoder_stages.append(stage)
         self.decoder_stages = nn.ModuleList()
@@ -265,7 +276,7 @@ class FRRN(BaseModule):
             for _ in range(num_units):
                 stage.append(
                     FRRU(channels, out_channels, scale, residual_channels,
-                         **unit_cfg))
+                         **frru_cfg))
                 channels = out_channels
             self.decoder_stages.append(stage)
 
@@ -310,7 +321,10 @@ class FRRN(BaseModule):
         z = self.residual_conv(x)
         y = x
         for stage in self.encoder_stages:
-            y = F.max_pool2d(y, kernel_size=2, stride=2)
+            if self.compact_pooling:
+                y = window_max_pool2d(y, 2)
+            else:
+                y = F.max_pool2d(y, kernel_size=2, stride=2)
             for frru in stage:
                 y, z = frru(y, z)
         for stage in self.decoder_stages:
