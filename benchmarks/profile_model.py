@@ -74,8 +74,7 @@ def main(argv=None):
         model.train()
         samples = bm.make_seg_samples(args.batch, shape, bm.num_classes(model),
                                       device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3,
-                                    momentum=0.9)
+        optimizer = bm.step_optimizer(model.parameters())
 
         def step():
             optimizer.zero_grad(set_to_none=True)

@@ -244,6 +244,29 @@ def test_measure_with_cp_restores_the_flags(tiny_frrn_config):
                    if hasattr(m, 'with_cp'))
 
 
+
+def test_measured_training_steps_leave_the_weights(tiny_frrn_config):
+    """The measured SGD steps run in full (momentum buffers filled) with
+    learning rate 0: repeated steps on one batch cannot diverge, whatever
+    the untrained weights (RefineNet-R101's reached NaN at lr 1e-3)."""
+    from mmengine.config import Config
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    model = bm.build_model(Config.fromfile(tiny_frrn_config), 'tiny FRRN',
+                           'cpu')
+    before = [p.detach().clone() for p in model.parameters()]
+    times, _, _ = bm.measure_training(model, (32, 32), 2, 1, 3, 'cpu')
+    assert len(times) == 3
+    for p, p0 in zip(model.parameters(), before):
+        torch.testing.assert_close(p.detach(), p0, rtol=0, atol=0)
+    # the optimiser is a real one: a step with gradients fills its state
+    params = [torch.nn.Parameter(torch.ones(3))]
+    optimizer = bm.step_optimizer(params)
+    params[0].grad = torch.ones(3)
+    optimizer.step()
+    assert 'momentum_buffer' in optimizer.state[params[0]]
+    assert torch.equal(params[0].detach(), torch.ones(3))
+
 @pytest.mark.slow
 def test_camvid_activation_memory_estimate(tmp_path):
     """The five CamVid models build in train mode and report their saved

@@ -469,12 +469,27 @@ def make_seg_samples(batch, shape, classes, device):
     return samples
 
 
+def step_optimizer(params):
+    """The optimiser of the measured training steps: SGD with momentum 0.9
+    and learning rate 0.
+
+    The step's arithmetic (momentum buffers, update) runs in full, so time
+    and memory are those of a real step, but the weights stay as built:
+    repeating the step on one batch cannot diverge. At learning rate 1e-3
+    RefineNet-R101 with the benchmark's untrained weights (no
+    ``init_weights``, no pretrained backbone; initial loss about 20) reached
+    NaN by the fourth step on one batch, which stopped its measurement.
+    """
+    return torch.optim.SGD(params, lr=0.0, momentum=0.9)
+
+
 def measure_training(model, shape, batch, warmup, repeats, device,
                      dtype='fp32', channels_last=False, deadline=None):
     """Training steps: times in ms, peak memory in MB and how it was taken.
 
     A step is ``model.loss`` (under autocast for bf16 / fp16), backward
-    (through a ``GradScaler`` for fp16) and an SGD step with momentum.
+    (through a ``GradScaler`` for fp16) and an SGD step with momentum
+    (:func:`step_optimizer`: learning rate 0).
 
     Returns:
         tuple: (times in ms, peak memory in MB, memory method).
@@ -484,7 +499,7 @@ def measure_training(model, shape, batch, warmup, repeats, device,
     x = make_input(batch, shape, device, channels_last)
     samples = make_seg_samples(batch, shape, classes, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    optimizer = step_optimizer(params)
     cuda = str(device).startswith('cuda')
     scaler = None
     if dtype == 'fp16':
@@ -653,8 +668,7 @@ def estimate_training_memory(cfg, path, shape, batch, with_cp=False,
         model.train()
         x = make_input(batch, shape, 'cpu')
         samples = make_seg_samples(batch, shape, num_classes(model), 'cpu')
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3,
-                                    momentum=0.9)
+        optimizer = step_optimizer(model.parameters())
         tracker = MemTracker()
         tracker.track_external(model, optimizer, x)
         with tracker:
