@@ -244,7 +244,6 @@ def test_measure_with_cp_restores_the_flags(tiny_frrn_config):
                    if hasattr(m, 'with_cp'))
 
 
-
 def test_measured_training_steps_leave_the_weights(tiny_frrn_config):
     """The measured SGD steps run in full (momentum buffers filled) with
     learning rate 0: repeated steps on one batch cannot diverge, whatever
@@ -267,6 +266,7 @@ def test_measured_training_steps_leave_the_weights(tiny_frrn_config):
     assert 'momentum_buffer' in optimizer.state[params[0]]
     assert torch.equal(params[0].detach(), torch.ones(3))
 
+
 @pytest.mark.slow
 def test_camvid_activation_memory_estimate(tmp_path):
     """The five CamVid models build in train mode and report their saved
@@ -285,3 +285,29 @@ def test_camvid_activation_memory_estimate(tmp_path):
     proc = run(osp.join(REPO, 'benchmarks', 'camvid_activation_memory.py'),
                '--batch', '1', cwd=tmp_path)
     assert proc.returncode == 2 and '--batch must be >= 2' in proc.stderr
+
+
+def test_git_dirty_ignores_results_and_docs(tmp_path):
+    """Writing results (or the pages rendered from them) does not mark the
+    next run dirty; a change to anything else does."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(['git', *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    files = ['setup.py', 'docs/benchmarks.md', 'benchmarks/results/r.json',
+             'benchmarks/render.py']
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text('a\n')
+    git('init', '-q')
+    git('add', '.')
+    git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '-m',
+        'c')
+    assert bm.git_dirty(str(tmp_path)) is False
+    for name in files[1:3]:
+        (tmp_path / name).write_text('b\n')
+    assert bm.git_dirty(str(tmp_path)) is False
+    (tmp_path / 'benchmarks/render.py').write_text('b\n')
+    assert bm.git_dirty(str(tmp_path)) is True

@@ -867,12 +867,18 @@ def git_commit(repo):
     return None
 
 
+# Outputs, not inputs, of a run: results and the pages rendered from them.
+# A change there does not make a tree dirty, so that one run writing its
+# results does not mark the next run's records dirty.
+NOT_DIRTYING = ('benchmarks/results', 'docs')
+
+
 def git_dirty(repo):
     """Whether tracked files differ from the commit; None if unknown.
 
     Runs ``git status --porcelain --untracked-files=no`` with
     ``GIT_OPTIONAL_LOCKS=0``, so that it never takes the index lock of a
-    tree others work in.
+    tree others work in. Changes under :data:`NOT_DIRTYING` do not count.
     """
     if not osp.exists(osp.join(repo, '.git')):
         flag = os.environ.get('MMSEG_RN_DIRTY')
@@ -880,7 +886,8 @@ def git_dirty(repo):
     env = dict(os.environ, GIT_OPTIONAL_LOCKS='0')
     try:
         proc = subprocess.run(
-            ['git', 'status', '--porcelain', '--untracked-files=no'],
+            ['git', 'status', '--porcelain', '--untracked-files=no', '--',
+             '.'] + [f':(exclude){path}' for path in NOT_DIRTYING],
             cwd=repo, env=env, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None

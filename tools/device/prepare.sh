@@ -32,7 +32,9 @@ fi
 
 mkdir -p .carry/meta
 state=clean
-if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+# results and docs are outputs: as NOT_DIRTYING in mmseg_refinenet/utils/benchmark.py
+if [ -n "$(git status --porcelain --untracked-files=no -- . \
+        ':(exclude)benchmarks/results' ':(exclude)docs')" ]; then
     state=dirty
 fi
 echo "$(git rev-parse HEAD) $state" > .carry/meta/commit.txt
