@@ -29,17 +29,6 @@ def run(*args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
-def estimate_main():
-    """``main`` of benchmarks/estimate_memory.py, run in this process
-    (a subprocess would import torch and MMSeg again)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('estimate_memory',
-                                                  ESTIMATE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def allocated_peak_mb(model, shape, batch):
     """Peak bytes held during a real training step, from the profiler's
     allocation events: what is resident before the step (weights, momentum,
@@ -103,12 +92,14 @@ def test_value_checks_are_skipped_on_fake_tensors():
 
 
 def test_estimate_memory_script_and_render(tmp_path, tiny_frrn_config,
-                                           capsys):
+                                           run_script_main):
     out = tmp_path / 'results' / 'memory-estimate.json'
-    main = estimate_main()
-    # without --reference and DeepLabV3: ratios to the first model
-    main(['--models', f'RefineNet-R18={R18}', f'FRRN-tiny={tiny_frrn_config}',
-          '--shape', '64', '96', '--no-git-status', '--out', str(out)])
+    # main() in this process (a subprocess would import torch and MMSeg
+    # again); without --reference and DeepLabV3: ratios to the first model
+    proc = run_script_main(ESTIMATE, '--models', f'RefineNet-R18={R18}',
+                           f'FRRN-tiny={tiny_frrn_config}', '--shape', '64',
+                           '96', '--no-git-status', '--out', out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     records = json.loads(out.read_text())
     assert [(r['model'], r['with_cp']) for r in records] == [
         ('RefineNet-R18', False), ('FRRN-tiny', False)]
@@ -123,7 +114,7 @@ def test_estimate_memory_script_and_render(tmp_path, tiny_frrn_config,
     assert records[1]['ratio'] == pytest.approx(
         records[1]['est_peak_train_mem_mb'] /
         records[0]['est_peak_train_mem_mb'], rel=1e-3)
-    assert '[2/2] FRRN-tiny 64x96 batch 2' in capsys.readouterr().err
+    assert '[2/2] FRRN-tiny 64x96 batch 2' in proc.stderr
 
     md = tmp_path / 'benchmarks.md'
     render = run(RENDER, str(out), '--out', str(md), cwd=tmp_path)
@@ -134,8 +125,8 @@ def test_estimate_memory_script_and_render(tmp_path, tiny_frrn_config,
     # estimates are not measurements: no per-device result tables
     assert '### cpu' not in text
 
-    with pytest.raises(SystemExit) as exit_info:
-        main(['--models', 'frrn_a', '--reference', 'unet_s5'])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err == (
+    proc = run_script_main(ESTIMATE, '--models', 'frrn_a', '--reference',
+                           'unet_s5')
+    assert proc.returncode == 2
+    assert proc.stderr == (
         "error: --reference 'unet_s5' is not among --models\n")

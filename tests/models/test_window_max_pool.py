@@ -81,3 +81,11 @@ def test_without_gradient_is_plain_max_pool2d():
     assert out.grad_fn is None and saved == []
     torch.testing.assert_close(out, F.max_pool2d(x.detach(), 4))
     assert window_max_pool2d(x, 1) is x
+
+
+def test_not_compact_is_max_pool2d():
+    x = torch.randn(1, 2, 8, 8, requires_grad=True)
+    out = window_max_pool2d(x, 2, compact=False)
+    assert type(out.grad_fn).__name__ == 'MaxPool2DWithIndicesBackward0'
+    torch.testing.assert_close(out, F.max_pool2d(x, 2), rtol=0, atol=0)
+    assert window_max_pool2d(x, 1, compact=False) is x

@@ -321,10 +321,7 @@ class FRRN(BaseModule):
         z = self.residual_conv(x)
         y = x
         for stage in self.encoder_stages:
-            if self.compact_pooling:
-                y = window_max_pool2d(y, 2)
-            else:
-                y = F.max_pool2d(y, kernel_size=2, stride=2)
+            y = window_max_pool2d(y, 2, self.compact_pooling)
             for frru in stage:
                 y, z = frru(y, z)
         for stage in self.decoder_stages:

@@ -201,11 +201,7 @@ class FRRU(BaseModule):
 
     def _pool(self, z):
         """``z`` max-pooled by ``scale``: (N, C_res, H / s, W / s)."""
-        if self.compact_pooling:
-            return window_max_pool2d(z, self.scale)
-        if self.scale > 1:
-            return F.max_pool2d(z, kernel_size=self.scale, stride=self.scale)
-        return z
+        return window_max_pool2d(z, self.scale, self.compact_pooling)
 
     def _transform(self, y, z_pooled):
         """Eq. (6) and the residual of Eq. (7) before the sum.

@@ -80,7 +80,7 @@ class _WindowMaxPool2d(torch.autograd.Function):
         return grad_in, None
 
 
-def window_max_pool2d(x: Tensor, scale: int) -> Tensor:
+def window_max_pool2d(x: Tensor, scale: int, compact: bool = True) -> Tensor:
     """Max-pooling with ``kernel_size = stride = scale``, lean in training.
 
     Gives exactly ``F.max_pool2d(x, scale, stride=scale)`` and, when ``x``
@@ -101,12 +101,15 @@ def window_max_pool2d(x: Tensor, scale: int) -> Tensor:
         x (Tensor): (N, C, H, W) or (C, H, W); H and W need not be multiples
             of ``scale`` (the remainder is dropped, as by ``F.max_pool2d``).
         scale (int): Kernel size and stride.
+        compact (bool): Keep only the in-window positions for the backward
+            pass. False: plain ``F.max_pool2d`` and its own backward (the
+            input and int64 indices kept), e.g. to compare. Default: True.
 
     Returns:
         Tensor: (N, C, H // scale, W // scale) (or without N).
     """
     if scale == 1:
         return x
-    if torch.is_grad_enabled() and x.requires_grad:
+    if compact and torch.is_grad_enabled() and x.requires_grad:
         return _WindowMaxPool2d.apply(x, scale)
     return F.max_pool2d(x, scale, stride=scale)
