@@ -171,9 +171,10 @@ def run_script_main(capsys, monkeypatch):
     ``sys.exit(main())``; ``None``: 0), ``stdout`` and ``stderr`` what was
     written to them (``capsys``). Any other exception propagates and fails
     the test where the script would print a traceback. ``sys.argv`` is
-    ``[script, *args]`` during the run (argparse's ``prog``); the working
-    folder (``cwd``), ``sys.path``, ``os.environ``, MMEngine's default
-    scope and torch's thread count are restored afterwards. MMEngine's
+    ``[script, *args]`` during the run (argparse's ``prog``) and the
+    script's folder is first on ``sys.path``, as when Python runs it; the
+    working folder (``cwd``), ``sys.path``, ``os.environ``, MMEngine's
+    default scope and torch's thread count are restored afterwards. MMEngine's
     loggers are new for the run, as in a new process: one made earlier
     writes to the stream that was ``sys.stdout`` then (perhaps another
     test's closed ``capsys`` buffer). Keep one case per script as a real
@@ -190,7 +191,9 @@ def run_script_main(capsys, monkeypatch):
             if cwd is not None:
                 patch.chdir(cwd)
             patch.setattr(sys, 'argv', [script, *argv])
-            patch.setattr(sys, 'path', list(sys.path))
+            # as ``python script.py``: the script's folder first
+            patch.setattr(sys, 'path',
+                          [osp.dirname(osp.abspath(script)), *sys.path])
             patch.setattr(DefaultScope, '_instance_dict',
                           DefaultScope._instance_dict.copy())
             patch.setattr(MMLogger, '_instance_dict', OrderedDict())

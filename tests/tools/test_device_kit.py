@@ -1,5 +1,9 @@
 """The kit that carries data and wheels to the lent GPU machine.
 
+``tools/device/prebuilt_mmcv.py``: a prebuilt mmcv wheel is taken only with
+a stamp naming this interpreter's Python and torch; every other case says
+why not (and setup.sh then compiles mmcv).
+
 ``tools/device/camvid_chunks.py``: pack and unpack round trips on a tiny
 CamVid in SegNet's layout (and, when present, on 3 images per split of the
 real copy) are pixel-exact; chunks stay below ``--max-mib``; an unpack of
@@ -27,6 +31,7 @@ from PIL import Image
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CHUNKS = osp.join(REPO, 'tools', 'device', 'camvid_chunks.py')
 CHECK = osp.join(REPO, 'tools', 'device', 'check_wheels.py')
+PREBUILT = osp.join(REPO, 'tools', 'device', 'prebuilt_mmcv.py')
 SPLITS = ('train', 'val', 'test')
 HEAVY = ('torch', 'mmseg', 'mmengine', 'mmcv', 'mmseg_refinenet')
 
@@ -223,7 +228,7 @@ def test_refuses_bad_source_and_out_dir(tiny_camvid, tmp_path):
                      '--max-mib', 0.001, '--order', 'train'), 'too small')
 
 
-@pytest.mark.parametrize('script', [CHUNKS, CHECK])
+@pytest.mark.parametrize('script', [CHUNKS, CHECK, PREBUILT])
 def test_imports_no_torch_nor_mm(script):
     # as when run as a script: its folder first on sys.path
     code = ('import importlib.util, os.path, sys\n'
@@ -338,3 +343,52 @@ def test_check_wheels_bad_arguments(tmp_path):
     assert_error(run(CHECK, tmp_path / 'nope'), 'no such folder')
     code, _, stderr = run(CHECK, tmp_path)
     assert code == 1 and 'no wheel or sdist' in stderr
+
+
+def _python_and_torch():
+    import torch
+    return (f'python {sys.version_info.major}.{sys.version_info.minor} '
+            f'torch {torch.__version__}')
+
+
+def test_prebuilt_mmcv_stamp_and_check(tmp_path, run_script_main):
+    folder = tmp_path / 'mmcv'
+    folder.mkdir()
+    wheel = folder / 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl'
+    wheel.write_bytes(b'not opened')
+    stamped = run_script_main(PREBUILT, 'stamp', folder)
+    assert stamped.returncode == 0, stamped.stderr
+    assert (folder / 'built-with.txt').read_text() == (
+        _python_and_torch() + '\n')
+    checked = run_script_main(PREBUILT, 'check', folder)
+    assert (checked.returncode, checked.stdout.strip()) == (0, str(wheel))
+
+    # another torch (or Python): not taken, and both builds named
+    (folder / 'built-with.txt').write_text('python 3.12 torch 0.1.0+cu99\n')
+    checked = run_script_main(PREBUILT, 'check', folder)
+    assert checked.returncode == 1
+    assert 'built with python 3.12 torch 0.1.0+cu99' in checked.stdout
+    assert _python_and_torch() in checked.stdout
+
+
+def test_prebuilt_mmcv_not_there(tmp_path, run_script_main):
+    folder = tmp_path / 'mmcv'
+    for make, why in [
+            (lambda: None, 'no folder'),
+            (folder.mkdir, 'no mmcv-2.1.0-*.whl'),
+            (lambda: (folder / 'mmcv-2.1.0-py3-none-any.whl').touch(),
+             'built-with.txt is missing'),
+            (lambda: (folder / 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl'
+                      ).touch(), '2 mmcv wheels'),
+    ]:
+        make()
+        checked = run_script_main(PREBUILT, 'check', folder)
+        assert checked.returncode == 1, why
+        assert why in checked.stdout and checked.stdout.count('\n') == 1
+
+
+def test_prebuilt_mmcv_bad_arguments(tmp_path):
+    # a subprocess: the script's own entry point
+    assert_error(run(PREBUILT, 'stamp', tmp_path), 'no mmcv-2.1.0-*.whl',
+                 'to stamp')
+    assert_error(run(PREBUILT, 'recheck', tmp_path), 'invalid choice')

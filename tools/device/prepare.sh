@@ -6,6 +6,9 @@
 #   .carry/camvid/    CamVid as lossless WebP chunks (camvid_chunks.py)
 #   .carry/meta/      commit.txt: "<sha> clean|dirty" of this tree (the copy
 #                     on the GPU machine has no .git; env.sh reads it)
+#   .carry/mmcv/      optional, made by build_mmcv_wheel.sh (not run here:
+#                     about 40 minutes on 2 cores): mmcv built for the
+#                     device, which saves setup.sh compiling it there
 # Idempotent: present wheels and chunks are kept. Environment:
 #   CAMVID_ROOT  SegNet's CamVid (default ../shared/data/camvid)
 #   CHUNK_MIB    MiB per chunk (default 54: chunk 1 + the wheels fit one
@@ -19,6 +22,16 @@ LIMIT_MIB=64
 
 bash tools/device/fetch_wheels.sh .carry/wheels
 "$PY" tools/device/check_wheels.py .carry/wheels
+mmcv=()
+if ls .carry/mmcv/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
+    mmcv=(.carry/mmcv)
+    echo "[prepare] prebuilt mmcv for the device: $(ls .carry/mmcv/*.whl)" \
+         "($(cat .carry/mmcv/built-with.txt))"
+else
+    echo "[prepare] no prebuilt mmcv in .carry/mmcv: setup.sh will compile" \
+         "it on the device (minutes of device time);" \
+         "bash tools/device/build_mmcv_wheel.sh builds it here"
+fi
 
 if [ -f .carry/camvid/camvid-01/manifest.json ]; then
     echo "[prepare] CamVid chunks already in .carry/camvid"
@@ -56,7 +69,7 @@ check() {
     fi
     echo "[prepare] $name: $shown MiB (carry: $*)"
 }
-check "call 1" .carry/wheels .carry/meta \
+check "call 1" .carry/wheels "${mmcv[@]}" .carry/meta \
     $(ls -d .carry/camvid/camvid-01 2>/dev/null)
 for chunk in $(ls -d .carry/camvid/camvid-0[2-9] 2>/dev/null); do
     check "call with $(basename "$chunk")" .carry/meta "$chunk"
