@@ -20,7 +20,11 @@ off and on (``--channels-last``). ``--frrn-paper-sizes`` adds FRRN A at
 256x512 and FRRN B at 512x1024 (the paper's inputs) and the training memory
 of both with gradient checkpointing (``with_cp``) off and on, including
 FRRN B at 1024x2048, batch 1 (``--paper-scale`` scales these sizes down
-for CPU runs). Medians, min and max over ``--repeats`` runs after
+for CPU runs). ``--compile MODE`` adds the batch-1 latency (and the
+roofline figures) of the ``torch.compile``'d forward, e.g.
+``reduce-overhead`` (CUDA graphs) for launch-bound models, in the suite
+``compiled-MODE``, at the FRRN paper sizes with ``--frrn-paper-sizes`` and
+at ``--shape`` otherwise. Medians, min and max over ``--repeats`` runs after
 ``--warmup`` runs; ratios to DeepLabV3-R101-D8 at the same shape, dtype
 and memory format.
 
@@ -35,6 +39,9 @@ Examples::
 
     # the full GPU run
     python benchmarks/benchmark_models.py --frrn-paper-sizes --roofline all
+    # the FRRNs compiled, with CUDA graphs
+    python benchmarks/benchmark_models.py --models frrn_a frrn_b \\
+        --frrn-paper-sizes --compile reduce-overhead --dtypes bf16
     # a CPU run at a smaller size
     python benchmarks/benchmark_models.py --shape 256 512 --repeats 3 \\
         --warmup 1 --dtypes fp32 bf16
@@ -102,6 +109,11 @@ REFERENCE = 'deeplabv3_r101'
 # FRRN B trains at 1024x2048 with batch 1 (the with_cp goal of issue 7)
 FRRN_B_FULL = (1024, 2048)
 
+COMPILE_MODES = ['default', 'reduce-overhead', 'max-autotune',
+                 'max-autotune-no-cudagraphs']
+# compiling, then (CUDA graphs) recording, then replaying: untimed runs
+COMPILE_WARMUP = 3
+
 QUICK = dict(shape=[64, 128], repeats=2, warmup=1, max_batch=2, budget=30.0)
 DEFAULTS = dict(shape=[512, 1024], repeats=10, warmup=3, max_batch=None,
                 budget=None)
@@ -112,8 +124,9 @@ RECORD_FIELDS = [
     'torch', 'cuda', 'mmseg', 'mmcv', 'mmengine', 'python', 'threads',
     'cpu_count', 'commit', 'dirty', 'command', 'date', 'model', 'model_key',
     'model_arch', 'config', 'num_classes', 'shape', 'batch', 'train_batch',
-    'dtype', 'channels_last', 'with_cp', 'warmup', 'repeats', 'budget_s',
-    'params_m', 'gflops', 'latency_ms', 'latency_ms_min', 'latency_ms_max',
+    'dtype', 'channels_last', 'with_cp', 'compile', 'warmup', 'repeats',
+    'budget_s', 'params_m', 'gflops', 'latency_ms', 'latency_ms_min',
+    'latency_ms_max',
     'latency_runs', 'throughput_img_s', 'throughput_img_s_min',
     'throughput_img_s_max', 'throughput_batch', 'throughput_by_batch',
     'throughput_note', 'train_step_ms', 'train_step_ms_min',
@@ -187,6 +200,24 @@ def parse_args(argv=None):
     parser.add_argument('--time-limit', type=positive_float,
                         help='seconds for the whole run; what is left then '
                         'is recorded as skipped')
+    parser.add_argument('--compile', nargs='+', default=[],
+                        metavar='MODE', choices=COMPILE_MODES,
+                        help='also the latency of the torch.compile\'d '
+                        'forward in these modes ('
+                        + ', '.join(COMPILE_MODES) + ')')
+    parser.add_argument('--compile-models', nargs='+', metavar='MODEL',
+                        help='compile only these (default: all)')
+    parser.add_argument('--compile-dtypes', nargs='+',
+                        choices=['fp32', 'bf16', 'fp16'],
+                        help='dtypes of the compiled forwards (default: '
+                        '--dtypes)')
+    parser.add_argument('--compile-backend', default='inductor',
+                        help='torch.compile backend (default inductor; '
+                        'aot_eager compiles without code generation and '
+                        'ignores the mode)')
+    parser.add_argument('--compile-budget', type=positive_float,
+                        help='seconds per compiled measurement, compiling '
+                        'included (default 300)')
     parser.add_argument('--roofline', choices=['none', 'frrn', 'all'],
                         default='frrn',
                         help='FLOPs, memory traffic and roofline bound of '
@@ -234,6 +265,16 @@ def parse_args(argv=None):
         parser.error(f'--models: duplicate labels {duplicates}')
     args.reference = find_model(args.reference, args.models, '--reference',
                                 required=False)
+    args.compile_only = None
+    if (args.compile_models or args.compile_dtypes) and not args.compile:
+        parser.error('--compile-models and --compile-dtypes need --compile')
+    if args.compile_models:
+        args.compile_only = {
+            find_model(m, args.models, '--compile-models')['label']
+            for m in args.compile_models
+        }
+    if args.compile_budget is None:
+        args.compile_budget = 300.0
     args.cl_models = None
     if args.channels_last_models:
         args.cl_models = {
@@ -341,6 +382,23 @@ def plan(args):
             groups.append(dict(suite='with_cp', model=model, shape=shape,
                                train_batch=args.train_batch,
                                variants=cp_variants))
+    compiled_variants = [(dtype, cl == 'on', None)
+                         for dtype in args.compile_dtypes or args.dtypes
+                         for cl in args.channels_last]
+    for mode in args.compile:
+        for model in args.models:
+            if (args.compile_only is not None
+                    and model['label'] not in args.compile_only):
+                continue
+            paper = model['paper_shape']
+            groups.append(dict(
+                suite=f'compiled-{mode}', compile=mode, model=model,
+                shape=(scaled(paper, args.paper_scale)
+                       if args.frrn_paper_sizes and paper else shape),
+                train_batch=args.train_batch,
+                variants=[v for v in compiled_variants
+                          if not v[1] or args.cl_models is None
+                          or model['label'] in args.cl_models]))
     return groups
 
 
@@ -383,9 +441,12 @@ def new_record(args, env, group, dtype, channels_last, with_cp):
         dtype=dtype,
         channels_last=channels_last,
         with_cp=with_cp,
-        warmup=args.warmup,
+        compile=group.get('compile'),
+        warmup=(max(args.warmup, COMPILE_WARMUP) if group.get('compile')
+                else args.warmup),
         repeats=args.repeats,
-        budget_s=args.budget,
+        budget_s=(args.compile_budget if group.get('compile')
+                  else args.budget),
         date=datetime.datetime.now().isoformat(timespec='seconds'),
     )
     return record
@@ -421,6 +482,7 @@ def find_reference(results, record, label):
                 and rec['dtype'] == record['dtype']
                 and rec['channels_last'] == record['channels_last']
                 and rec['with_cp'] == record['with_cp']
+                and rec.get('compile') == record.get('compile')
                 and rec['status'] != 'skipped'):
             return rec
     return None
@@ -460,10 +522,11 @@ class Runner:
             return math.inf
         return self.args.time_limit - (time.monotonic() - self.start)
 
-    def measure(self, what, fn, record):
-        """Runs ``fn(deadline)`` within the budget; errors go to record."""
+    def measure(self, what, fn, record, budget=None):
+        """Runs ``fn(deadline)`` within the budget (``--budget``);
+        errors go to record."""
         bm = benchmark()
-        budget = min(self.args.budget, max(self.time_left(), 1.0))
+        budget = min(budget or self.args.budget, max(self.time_left(), 1.0))
         deadline = time.monotonic() + budget
         try:
             with bm.time_limit(2 * budget + 10):
@@ -554,7 +617,9 @@ class Runner:
                 self.finish(skip(rec, reason), vtag)
                 continue
             model.load_state_dict(initial)
-            if rec['with_cp'] is None:
+            if rec['compile'] is not None:
+                self.run_compiled(model, rec, vtag, costs)
+            elif rec['with_cp'] is None:
                 self.run_main(model, rec, vtag, costs)
             else:
                 bm.set_with_cp(model, rec['with_cp'])
@@ -619,6 +684,40 @@ class Runner:
                 costs[dtype] = cost
             if cost is not None:
                 self.add_roofline(rec, cost)
+
+    def run_compiled(self, model, rec, tag, costs):
+        """Latency of the compiled forward at batch 1, and its roofline
+        figures from the eager forward's FLOPs and memory traffic (those of
+        the operators; fusion moves fewer bytes, so the bound is that of
+        the unfused graph)."""
+        bm = benchmark()
+        args = self.args
+        shape = tuple(rec['shape'])
+        progress(f'{tag}: compiling ({args.compile_backend}, '
+                 f'{rec["compile"]}), latency (batch 1)')
+        times = self.measure(
+            'latency', lambda d: bm.measure_inference(
+                model, shape, 1, rec['warmup'], args.repeats, self.device,
+                rec['dtype'], rec['channels_last'], d,
+                compile_mode=rec['compile'],
+                compile_backend=args.compile_backend), rec,
+            budget=args.compile_budget)
+        if not times:
+            return
+        add_spread(rec, 'latency_ms', times)
+        rec['latency_runs'] = len(times)
+        progress(f'{tag}: latency {rec["latency_ms"]:.2f} ms '
+                 f'({rec["latency_ms_min"]:.2f}..'
+                 f'{rec["latency_ms_max"]:.2f})')
+        cost = costs.get(rec['dtype'])
+        if cost is None:
+            cost = self.measure(
+                'roofline', lambda d: bm.forward_cost(
+                    model, shape, self.device, rec['dtype'],
+                    rec['channels_last']), rec)
+            costs[rec['dtype']] = cost
+        if cost is not None:
+            self.add_roofline(rec, cost)
 
     def run_train(self, model, rec, tag):
         bm = benchmark()

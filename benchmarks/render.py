@@ -6,7 +6,8 @@ writes, between the markers
 ``<!-- BEGIN GENERATED -->`` and ``<!-- END GENERATED -->`` of the Markdown
 file, one table per device, suite, shape, dtype and memory format with the
 figures and their ratios to DeepLabV3-R101-D8, the with_cp memory savings,
-the roofline figures, the effect of AMP and channels_last, the torch.compile
+the roofline figures, the effect of AMP and channels_last, the latency of
+the compiled forwards (``benchmark_models.py --compile``), the torch.compile
 check, the estimated training memory, the issue's goals with the measured
 figure (or "not measured: needs a GPU") and the runs' provenance. The
 text outside the markers is kept; a new file starts from the template
@@ -161,6 +162,17 @@ def group_key(rec):
 
 def ok(rec):
     return rec.get('status') in ('ok', 'partial')
+
+
+def is_compiled(rec):
+    """A record of ``benchmark_models.py --compile`` (suite
+    ``compiled-MODE``)."""
+    return (rec.get('suite') or '').startswith('compiled-')
+
+
+def compiled_text(rec):
+    """', torch.compile MODE' for a compiled record, else ''."""
+    return f', torch.compile {rec["compile"]}' if is_compiled(rec) else ''
 
 
 def latest(records):
@@ -332,8 +344,10 @@ def roofline_table(records):
                                            r['channels_last'])):
         peak_t = rec.get('peak_tflops')
         peak_b = rec.get('peak_gbs')
+        model = rec['model'] + (f' (torch.compile {rec["compile"]})'
+                                if is_compiled(rec) else '')
         lines.append(
-            f'| {rec["device"]} | {rec["model"]} | '
+            f'| {rec["device"]} | {model} | '
             f'{shape_text(rec["shape"])} | {rec["dtype"]} | '
             f'{cl_text(rec["channels_last"])} | {fmt(rec["latency_ms"], 2)} '
             f'| {fmt(rec["fwd_flops"] / 1e9)} | '
@@ -377,6 +391,40 @@ def effect_table(records):
         'Train step | Peak train mem |',
         '|---|---|---|---|---:|---:|---:|---:|'
     ] + sorted(rows)
+
+
+def compiled_table(records):
+    """The compiled forwards next to the eager ones of the same device,
+    model, shape, dtype and memory format."""
+    recs = [r for r in records if is_compiled(r) and ok(r)
+            and r.get('latency_ms') is not None]
+    if not recs:
+        return []
+    lines = [
+        '| Device | Model | Shape | dtype | Format | Mode | Eager ms | '
+        'Compiled ms | Compiled / eager | Compiled / bound |',
+        '|---|---|---|---|---|---|---:|---:|---:|---:|'
+    ]
+    for rec in sorted(recs, key=lambda r: (r['device'], r['model'],
+                                           r['shape'], r['dtype'],
+                                           r['channels_last'],
+                                           r['compile'])):
+        eager = [e for suite in ('main', 'frrn-paper')
+                 for e in find(records, rec['model'], suite=suite,
+                               shape=rec['shape'], dtype=rec['dtype'],
+                               channels_last=bool(rec['channels_last']),
+                               device=rec['device'])
+                 if ok(e) and e.get('latency_ms') is not None
+                 and e['device'] == rec['device']]
+        eager_ms = eager[-1]['latency_ms'] if eager else None
+        lines.append(
+            f'| {rec["device"]} | {rec["model"]} | '
+            f'{shape_text(rec["shape"])} | {rec["dtype"]} | '
+            f'{cl_text(rec["channels_last"])} | {rec["compile"]} | '
+            f'{fmt(eager_ms, 2)} | {fmt(rec["latency_ms"], 2)} | '
+            f'{fmt(ratio(rec["latency_ms"], eager_ms), 2)} | '
+            f'{fmt(rec.get("bound_ratio"), 2)} |')
+    return lines
 
 
 def compile_table(records):
@@ -522,18 +570,22 @@ def ratio_goal(records, model, key, gpu, shape=None):
     return parts
 
 
+def latency_suites(records):
+    """The suites with an inference latency: eager, then compiled."""
+    return ['main', 'frrn-paper'] + sorted(
+        {r['suite'] for r in records if is_compiled(r)})
+
+
 def latency_goal(records, model, shape):
     parts = []
-    for rec in find(records, model, gpu=True, shape=shape, dtype='bf16',
-                    channels_last=None) + find(
-                        records, model, gpu=True, shape=shape,
-                        dtype='bf16', channels_last=None,
-                        suite='frrn-paper'):
-        if ok(rec) and rec.get('latency_ms') is not None:
-            parts.append((rec['latency_ms'],
-                          f'{rec["latency_ms"]:.2f} ms '
-                          f'({cl_text(rec["channels_last"])}, '
-                          f'{rec["device"]})'))
+    for suite in latency_suites(records):
+        for rec in find(records, model, gpu=True, shape=shape, dtype='bf16',
+                        channels_last=None, suite=suite):
+            if ok(rec) and rec.get('latency_ms') is not None:
+                parts.append((rec['latency_ms'],
+                              f'{rec["latency_ms"]:.2f} ms '
+                              f'({cl_text(rec["channels_last"])}'
+                              f'{compiled_text(rec)}, {rec["device"]})'))
     return parts
 
 
@@ -550,7 +602,7 @@ def cpu_latency(records, model, shape_scale=None):
 
 def bound_goal(records, model, gpu):
     parts = []
-    for suite in ('main', 'frrn-paper'):
+    for suite in latency_suites(records):
         for rec in find(records, model, gpu=gpu, suite=suite,
                         channels_last=None):
             if not ok(rec) or rec.get('achieved_tflops') is None:
@@ -561,8 +613,9 @@ def bound_goal(records, model, gpu):
                 text = (f'x{rec["bound_ratio"]:.2f} of the bound; ' + text +
                         f' of {rec["peak_tflops"]:.0f} TFLOP/s, '
                         f'{rec["peak_gbs"]:.0f} GB/s')
-            text += (f' ({rec["dtype"]}, {cl_text(rec["channels_last"])}, '
-                     f'{shape_text(rec["shape"])}, {rec["device"]})')
+            text += (f' ({rec["dtype"]}, {cl_text(rec["channels_last"])}'
+                     f'{compiled_text(rec)}, {shape_text(rec["shape"])}, '
+                     f'{rec["device"]})')
             parts.append((rec.get('bound_ratio'), text))
     return parts
 
@@ -833,6 +886,8 @@ def generated(records, plot_dir, md_dir, reference=REFERENCE):
         ('Roofline', roofline_table(main)),
         ('Effect of AMP and channels_last (ratio to fp32, NCHW)',
          effect_table(main)),
+        ('Compiled forward (benchmark_models.py --compile)',
+         compiled_table(main)),
         ('torch.compile', compile_table(records)),
         ('Estimated peak training memory (any device)',
          estimate_table(records)),

@@ -53,6 +53,10 @@ def quick_run(tmp_path_factory, tiny_frrn_config):
                '--channels-last', 'off', 'on', '--channels-last-models',
                'FRRN-tiny', '--repeats', '1', '--warmup', '0',
                '--with-cp', '--roofline', 'all', '--no-git-status',
+               # compiled by dynamo and AOT autograd, without inductor's
+               # code generation (minutes on 2 cores)
+               '--compile', 'default', '--compile-models', 'FRRN-tiny',
+               '--compile-backend', 'aot_eager',
                '--out', str(out), cwd=tmp)
     return tmp, out, proc
 
@@ -63,8 +67,8 @@ def test_benchmark_quick_records(quick_run):
     assert proc.stdout.strip() == str(out)
     records = json.loads(out.read_text())
     # main: R18 fp32/bf16 NCHW, FRRN fp32/bf16 x NCHW/channels_last;
-    # with_cp: 2 models x 2 dtypes x off/on
-    assert len(records) == 2 + 4 + 8
+    # with_cp: 2 models x 2 dtypes x off/on; compiled: FRRN as in main
+    assert len(records) == 2 + 4 + 8 + 4
     keys = set(records[0])
     for rec in records:
         assert set(rec) == keys
@@ -108,8 +112,25 @@ def test_benchmark_quick_records(quick_run):
         assert rec['latency_ms'] is None
         if rec['dtype'] == 'fp32':
             assert rec['peak_train_mem_mb'] > 0
+    compiled = [r for r in records if r['suite'] == 'compiled-default']
+    assert {(r['model'], r['dtype'], r['channels_last'], r['compile'])
+            for r in compiled} == {
+                ('FRRN-tiny', d, cl, 'default')
+                for d in ('fp32', 'bf16') for cl in (False, True)}
+    for rec in compiled:
+        assert rec['warmup'] == 3  # compile, record, replay: untimed
+        assert rec['train_step_ms'] is None and rec['throughput_img_s'] \
+            is None
+        if rec['dtype'] == 'fp32':
+            assert rec['status'] == 'ok', rec['reason']
+            assert rec['latency_ms'] > 0 and rec['achieved_tflops'] > 0
+            assert rec['fwd_flops'] == next(
+                r['fwd_flops'] for r in fp32 if r['model'] == 'FRRN-tiny')
+    assert all(r['compile'] is None for r in records
+               if r['suite'] != 'compiled-default')
     # progress while running
-    assert '[1/4]' in proc.stderr and 'training steps' in proc.stderr
+    assert '[1/5]' in proc.stderr and 'training steps' in proc.stderr
+    assert 'compiling (aot_eager, default)' in proc.stderr
 
 
 def test_render(quick_run, tmp_path):
@@ -129,7 +150,9 @@ def test_render(quick_run, tmp_path):
     assert 'old' not in text
     for fragment in ('RefineNet-R18', 'FRRN-tiny', '## Goals of issue 7',
                      'not measured: needs a GPU', 'with_cp', '(x1.00)',
-                     '## Roofline', 'benchmarks_cpu.png'):
+                     '## Roofline', 'benchmarks_cpu.png',
+                     '## Compiled forward', 'FRRN-tiny (torch.compile '
+                     'default)'):
         assert fragment in text, fragment
     assert (tmp_path / 'docs' / 'benchmarks_cpu.png').stat().st_size > 1000
 
@@ -147,6 +170,10 @@ WRONG_ARGUMENTS = [
     (['--dtypes', 'fp8'], 'fp8'),
     (['--reference', 'frrn_a', '--channels-last-models', 'unet_s5',
       '--models', 'frrn_a'], 'unet_s5'),
+    (['--compile', 'fastest'], 'fastest'),
+    (['--compile-dtypes', 'bf16'], 'need --compile'),
+    (['--reference', 'frrn_a', '--compile', 'default', '--compile-models',
+      'unet_s5', '--models', 'frrn_a'], 'unet_s5'),
 ]
 
 
@@ -311,3 +338,23 @@ def test_git_dirty_ignores_results_and_docs(tmp_path):
     assert bm.git_dirty(str(tmp_path)) is False
     (tmp_path / 'benchmarks/render.py').write_text('b\n')
     assert bm.git_dirty(str(tmp_path)) is True
+
+
+def test_compiled_inference_is_compiled_or_refused():
+    model = _Tiny()
+    times = bm.measure_inference(model, (16, 16), 1, 3, 2, 'cpu',
+                                 compile_mode='default',
+                                 compile_backend='aot_eager')
+    assert len(times) == 2 and min(times) > 0
+
+    class Uncompilable(_Tiny):
+
+        @torch._dynamo.disable
+        def forward(self, x, mode='tensor'):
+            return super().forward(x, mode)
+
+    # dynamo skips the forward: eager times must not pass for compiled ones
+    with pytest.raises(bm.BenchmarkError, match='compiled no graph'):
+        bm.measure_inference(Uncompilable(), (16, 16), 1, 1, 1, 'cpu',
+                             compile_mode='default',
+                             compile_backend='aot_eager')

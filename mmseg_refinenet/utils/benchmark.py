@@ -322,17 +322,54 @@ def count_flops(model, shape, device):
 
 
 def measure_inference(model, shape, batch, warmup, repeats, device,
-                      dtype='fp32', channels_last=False, deadline=None):
-    """Times of ``model(x, mode='tensor')`` in eval mode, in ms."""
+                      dtype='fp32', channels_last=False, deadline=None,
+                      compile_mode=None, compile_backend='inductor'):
+    """Times of ``model(x, mode='tensor')`` in eval mode, in ms.
+
+    With ``compile_mode`` (``'default'``, ``'reduce-overhead'``: CUDA
+    graphs, ``'max-autotune'``, ``'max-autotune-no-cudagraphs'``) the
+    forward is ``torch.compile``'d first, from an empty cache (a cache
+    shared across models would hit dynamo's recompile limit and silently
+    run eagerly); compiling and, for CUDA graphs, recording happen in the
+    warm-up runs, which the caller makes at least 3. ``compile_backend``
+    other than inductor (``'aot_eager'``: dynamo and AOT autograd without
+    code generation, for tests) ignores the mode. Raises
+    :class:`BenchmarkError` when nothing was compiled. The value checks of
+    :mod:`mmseg_refinenet.models.utils.checks` are skipped inside compiled
+    code, and run in the eager forward.
+    """
     model.eval()
     prepare(model, channels_last)
     x = make_input(batch, shape, device, channels_last)
 
+    def forward(inputs):
+        return model(inputs, mode='tensor')
+
+    if compile_mode is not None:
+        import torch._dynamo as dynamo
+        from torch._dynamo.utils import counters
+        dynamo.reset()
+        counters.clear()
+        options = dict(mode=compile_mode) \
+            if compile_backend == 'inductor' else {}
+        forward = torch.compile(forward, backend=compile_backend, **options)
+
     def run():
         with torch.no_grad(), autocast(device, dtype):
-            model(x, mode='tensor')
+            forward(x)
 
-    return timed(run, warmup, repeats, device, deadline)
+    if compile_mode is None:
+        return timed(run, warmup, repeats, device, deadline)
+    try:
+        times = timed(run, warmup, repeats, device, deadline)
+        compiled = counters['stats']['unique_graphs']
+    finally:
+        dynamo.reset()  # frees the compiled code and CUDA graphs
+    if not compiled:
+        raise BenchmarkError(
+            f'torch.compile ({compile_backend}, {compile_mode}) compiled no '
+            'graph: the times would be eager ones')
+    return times
 
 
 def best_throughput(model, shape, batches, warmup, repeats, device,
