@@ -223,7 +223,8 @@ def parse_args(argv=None):
                         help='FLOPs, memory traffic and roofline bound of '
                         'one forward (default: the FRRNs)')
     parser.add_argument('--no-train', action='store_true',
-                        help='inference only')
+                        help='inference only (also no with_cp training '
+                        'runs of --frrn-paper-sizes)')
     parser.add_argument('--num-classes', type=positive_int, default=19)
     parser.add_argument('--reference', default=REFERENCE,
                         help='model (key or label) the ratios refer to')
@@ -258,6 +259,8 @@ def parse_args(argv=None):
             setattr(args, key, value)
     if args.warmup < 0:
         parser.error(f'--warmup must not be negative: {args.warmup}')
+    if args.no_train and args.with_cp:
+        parser.error('--with-cp measures training: it contradicts --no-train')
     args.models = resolve_models(args.models or list(MODEL_TABLE))
     labels = [m['label'] for m in args.models]
     duplicates = sorted({x for x in labels if labels.count(x) > 1})
@@ -368,6 +371,8 @@ def plan(args):
                                    train_batch=args.train_batch,
                                    variants=[v for v in main_variants
                                              if not v[1]]))
+            if args.no_train:
+                continue
             groups.append(dict(suite='with_cp', model=model,
                                shape=paper_shape,
                                train_batch=args.train_batch,

@@ -158,6 +158,14 @@ def _load_script(path):
     return module
 
 
+@pytest.fixture(scope='session')
+def load_script():
+    """The function ``(path) -> module`` loading a script of ``tools/`` or
+    ``benchmarks/`` without running its ``main``, for tests of its
+    functions."""
+    return _load_script
+
+
 @pytest.fixture
 def run_script_main(capsys, monkeypatch):
     """The function ``(script, *args, cwd=None) -> CompletedProcess`` that

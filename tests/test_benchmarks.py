@@ -170,6 +170,7 @@ WRONG_ARGUMENTS = [
     (['--dtypes', 'fp8'], 'fp8'),
     (['--reference', 'frrn_a', '--channels-last-models', 'unet_s5',
       '--models', 'frrn_a'], 'unet_s5'),
+    (['--with-cp', '--no-train'], '--no-train'),
     (['--compile', 'fastest'], 'fastest'),
     (['--compile-dtypes', 'bf16'], 'need --compile'),
     (['--reference', 'frrn_a', '--compile', 'default', '--compile-models',
@@ -358,3 +359,13 @@ def test_compiled_inference_is_compiled_or_refused():
         bm.measure_inference(Uncompilable(), (16, 16), 1, 1, 1, 'cpu',
                              compile_mode='default',
                              compile_backend='aot_eager')
+
+
+def test_no_train_plans_no_training(load_script):
+    bench = load_script(BENCH)
+    args = bench.parse_args(['--models', 'frrn_a', 'frrn_b',
+                             '--frrn-paper-sizes', '--no-train'])
+    assert {g['suite'] for g in bench.plan(args)} == {'main', 'frrn-paper'}
+    args = bench.parse_args(['--models', 'frrn_b', '--frrn-paper-sizes'])
+    assert [g['shape'] for g in bench.plan(args)
+            if g['suite'] == 'with_cp'] == [[512, 1024], [1024, 2048]]
