@@ -24,9 +24,10 @@ for CPU runs). ``--compile MODE`` adds the batch-1 latency (and the
 roofline figures) of the ``torch.compile``'d forward, e.g.
 ``reduce-overhead`` (CUDA graphs) for launch-bound models, in the suite
 ``compiled-MODE``, at the FRRN paper sizes with ``--frrn-paper-sizes`` and
-at ``--shape`` otherwise. Medians, min and max over ``--repeats`` runs after
-``--warmup`` runs; ratios to DeepLabV3-R101-D8 at the same shape, dtype
-and memory format.
+at ``--shape`` otherwise, next to the eager latency measured just before
+(``--only-compiled``: nothing else). Medians, min and max over
+``--repeats`` runs after ``--warmup`` runs; ratios to DeepLabV3-R101-D8 at
+the same shape, dtype and memory format.
 
 Every record is appended to the JSON file (``--out``, default
 ``benchmarks/results/<device>-<date>.json``) as soon as it is measured, so
@@ -127,7 +128,8 @@ RECORD_FIELDS = [
     'dtype', 'channels_last', 'with_cp', 'compile', 'warmup', 'repeats',
     'budget_s', 'params_m', 'gflops', 'latency_ms', 'latency_ms_min',
     'latency_ms_max',
-    'latency_runs', 'throughput_img_s', 'throughput_img_s_min',
+    'latency_runs', 'eager_latency_ms', 'throughput_img_s',
+    'throughput_img_s_min',
     'throughput_img_s_max', 'throughput_batch', 'throughput_by_batch',
     'throughput_note', 'train_step_ms', 'train_step_ms_min',
     'train_step_ms_max', 'train_runs', 'peak_train_mem_mb', 'mem_method',
@@ -215,6 +217,10 @@ def parse_args(argv=None):
                         help='torch.compile backend (default inductor; '
                         'aot_eager compiles without code generation and '
                         'ignores the mode)')
+    parser.add_argument('--only-compiled', action='store_true',
+                        help='measure only the compiled forwards (each '
+                        'record also holds the eager latency measured just '
+                        'before)')
     parser.add_argument('--compile-budget', type=positive_float,
                         help='seconds per compiled measurement, compiling '
                         'included (default 300)')
@@ -269,8 +275,10 @@ def parse_args(argv=None):
     args.reference = find_model(args.reference, args.models, '--reference',
                                 required=False)
     args.compile_only = None
-    if (args.compile_models or args.compile_dtypes) and not args.compile:
-        parser.error('--compile-models and --compile-dtypes need --compile')
+    if (args.compile_models or args.compile_dtypes
+            or args.only_compiled) and not args.compile:
+        parser.error('--compile-models, --compile-dtypes and '
+                     '--only-compiled need --compile')
     if args.compile_models:
         args.compile_only = {
             find_model(m, args.models, '--compile-models')['label']
@@ -352,6 +360,8 @@ def plan(args):
     cp_variants = [(dtype, False, flag) for dtype in args.dtypes
                    for flag in (False, True)]
     groups = []
+    if args.only_compiled:
+        return compiled_groups(args)
     shape = list(args.shape)
     for model in args.models:
         variants = [v for v in main_variants
@@ -387,6 +397,12 @@ def plan(args):
             groups.append(dict(suite='with_cp', model=model, shape=shape,
                                train_batch=args.train_batch,
                                variants=cp_variants))
+    return groups + compiled_groups(args)
+
+
+def compiled_groups(args):
+    """The groups of ``--compile``: one per mode and model."""
+    groups = []
     compiled_variants = [(dtype, cl == 'on', None)
                          for dtype in args.compile_dtypes or args.dtypes
                          for cl in args.channels_last]
@@ -399,7 +415,8 @@ def plan(args):
             groups.append(dict(
                 suite=f'compiled-{mode}', compile=mode, model=model,
                 shape=(scaled(paper, args.paper_scale)
-                       if args.frrn_paper_sizes and paper else shape),
+                       if args.frrn_paper_sizes and paper
+                       else list(args.shape)),
                 train_batch=args.train_batch,
                 variants=[v for v in compiled_variants
                           if not v[1] or args.cl_models is None
@@ -691,13 +708,21 @@ class Runner:
                 self.add_roofline(rec, cost)
 
     def run_compiled(self, model, rec, tag, costs):
-        """Latency of the compiled forward at batch 1, and its roofline
-        figures from the eager forward's FLOPs and memory traffic (those of
-        the operators; fusion moves fewer bytes, so the bound is that of
-        the unfused graph)."""
+        """Latency of the eager, then of the compiled forward at batch 1,
+        and the compiled one's roofline figures from the eager forward's
+        FLOPs and memory traffic (those of the operators; fusion moves
+        fewer bytes, so the bound is that of the unfused graph)."""
         bm = benchmark()
         args = self.args
         shape = tuple(rec['shape'])
+        eager = self.measure(
+            'eager latency', lambda d: bm.measure_inference(
+                model, shape, 1, args.warmup, args.repeats, self.device,
+                rec['dtype'], rec['channels_last'], d), rec)
+        if eager:
+            rec['eager_latency_ms'] = statistics.median(eager)
+            progress(f'{tag}: eager latency {rec["eager_latency_ms"]:.2f} '
+                     'ms')
         progress(f'{tag}: compiling ({args.compile_backend}, '
                  f'{rec["compile"]}), latency (batch 1)')
         times = self.measure(

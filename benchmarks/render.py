@@ -394,8 +394,9 @@ def effect_table(records):
 
 
 def compiled_table(records):
-    """The compiled forwards next to the eager ones of the same device,
-    model, shape, dtype and memory format."""
+    """The compiled forwards next to the eager ones: measured just before
+    in the same run (``eager_latency_ms``) or, in older records, the eager
+    record of the same device, model, shape, dtype and memory format."""
     recs = [r for r in records if is_compiled(r) and ok(r)
             and r.get('latency_ms') is not None]
     if not recs:
@@ -416,7 +417,8 @@ def compiled_table(records):
                                device=rec['device'])
                  if ok(e) and e.get('latency_ms') is not None
                  and e['device'] == rec['device']]
-        eager_ms = eager[-1]['latency_ms'] if eager else None
+        eager_ms = rec.get('eager_latency_ms') or (
+            eager[-1]['latency_ms'] if eager else None)
         lines.append(
             f'| {rec["device"]} | {rec["model"]} | '
             f'{shape_text(rec["shape"])} | {rec["dtype"]} | '

@@ -124,6 +124,7 @@ def test_benchmark_quick_records(quick_run):
         if rec['dtype'] == 'fp32':
             assert rec['status'] == 'ok', rec['reason']
             assert rec['latency_ms'] > 0 and rec['achieved_tflops'] > 0
+            assert rec['eager_latency_ms'] > 0
             assert rec['fwd_flops'] == next(
                 r['fwd_flops'] for r in fp32 if r['model'] == 'FRRN-tiny')
     assert all(r['compile'] is None for r in records
@@ -173,6 +174,7 @@ WRONG_ARGUMENTS = [
     (['--with-cp', '--no-train'], '--no-train'),
     (['--compile', 'fastest'], 'fastest'),
     (['--compile-dtypes', 'bf16'], 'need --compile'),
+    (['--only-compiled'], 'need --compile'),
     (['--reference', 'frrn_a', '--compile', 'default', '--compile-models',
       'unet_s5', '--models', 'frrn_a'], 'unet_s5'),
 ]
@@ -361,7 +363,7 @@ def test_compiled_inference_is_compiled_or_refused():
                              compile_backend='aot_eager')
 
 
-def test_no_train_plans_no_training(load_script):
+def test_planned_groups(load_script):
     bench = load_script(BENCH)
     args = bench.parse_args(['--models', 'frrn_a', 'frrn_b',
                              '--frrn-paper-sizes', '--no-train'])
@@ -369,3 +371,14 @@ def test_no_train_plans_no_training(load_script):
     args = bench.parse_args(['--models', 'frrn_b', '--frrn-paper-sizes'])
     assert [g['shape'] for g in bench.plan(args)
             if g['suite'] == 'with_cp'] == [[512, 1024], [1024, 2048]]
+    args = bench.parse_args(['--models', 'frrn_a', 'unet_s5',
+                             '--frrn-paper-sizes', '--compile', 'default',
+                             'reduce-overhead', '--only-compiled',
+                             '--compile-dtypes', 'bf16'])
+    assert [(g['suite'], g['model']['key'], g['shape'], g['variants'])
+            for g in bench.plan(args)] == [
+                (f'compiled-{mode}', key, shape,
+                 [('bf16', False, None), ('bf16', True, None)])
+                for mode in ('default', 'reduce-overhead')
+                for key, shape in (('frrn_a', [256, 512]),
+                                   ('unet_s5', [512, 1024]))]
