@@ -153,7 +153,7 @@ def test_render(quick_run, tmp_path):
                      'not measured: needs a GPU', 'with_cp', '(x1.00)',
                      '## Roofline', 'benchmarks_cpu.png',
                      '## Compiled forward', 'FRRN-tiny (torch.compile '
-                     'default)'):
+                     'default)', 'compiled / eager latency: FRRN-tiny '):
         assert fragment in text, fragment
     assert (tmp_path / 'docs' / 'benchmarks_cpu.png').stat().st_size > 1000
 
