@@ -697,15 +697,7 @@ class Runner:
         key = rec['model_key'] or ''
         if args.roofline == 'all' or (args.roofline == 'frrn'
                                       and key.startswith('frrn')):
-            cost = costs.get(dtype)
-            if cost is None:
-                progress(f'{tag}: FLOPs and memory traffic of one forward')
-                cost = self.measure(
-                    'roofline', lambda d: bm.forward_cost(
-                        model, shape, self.device, dtype, cl), rec)
-                costs[dtype] = cost
-            if cost is not None:
-                self.add_roofline(rec, cost)
+            self.run_roofline(model, rec, tag, costs)
 
     def run_compiled(self, model, rec, tag, costs):
         """Latency of the eager, then of the compiled forward at batch 1,
@@ -739,13 +731,22 @@ class Runner:
         progress(f'{tag}: latency {rec["latency_ms"]:.2f} ms '
                  f'({rec["latency_ms_min"]:.2f}..'
                  f'{rec["latency_ms_max"]:.2f})')
-        cost = costs.get(rec['dtype'])
+        self.run_roofline(model, rec, tag, costs)
+
+    def run_roofline(self, model, rec, tag, costs):
+        """The roofline figures of ``rec`` from the FLOPs and memory
+        traffic of one eager forward, counted once per dtype of the group
+        (``costs``)."""
+        bm = benchmark()
+        dtype = rec['dtype']
+        cost = costs.get(dtype)
         if cost is None:
+            progress(f'{tag}: FLOPs and memory traffic of one forward')
             cost = self.measure(
                 'roofline', lambda d: bm.forward_cost(
-                    model, shape, self.device, rec['dtype'],
+                    model, tuple(rec['shape']), self.device, dtype,
                     rec['channels_last']), rec)
-            costs[rec['dtype']] = cost
+            costs[dtype] = cost
         if cost is not None:
             self.add_roofline(rec, cost)
 

@@ -394,9 +394,8 @@ def effect_table(records):
 
 
 def compiled_table(records):
-    """The compiled forwards next to the eager ones: measured just before
-    in the same run (``eager_latency_ms``) or, in older records, the eager
-    record of the same device, model, shape, dtype and memory format."""
+    """The compiled forwards next to the eager ones measured just before
+    in the same run (``eager_latency_ms``)."""
     recs = [r for r in records if is_compiled(r) and ok(r)
             and r.get('latency_ms') is not None]
     if not recs:
@@ -410,15 +409,7 @@ def compiled_table(records):
                                            r['shape'], r['dtype'],
                                            r['channels_last'],
                                            r['compile'])):
-        eager = [e for suite in ('main', 'frrn-paper')
-                 for e in find(records, rec['model'], suite=suite,
-                               shape=rec['shape'], dtype=rec['dtype'],
-                               channels_last=bool(rec['channels_last']),
-                               device=rec['device'])
-                 if ok(e) and e.get('latency_ms') is not None
-                 and e['device'] == rec['device']]
-        eager_ms = rec.get('eager_latency_ms') or (
-            eager[-1]['latency_ms'] if eager else None)
+        eager_ms = rec.get('eager_latency_ms')
         lines.append(
             f'| {rec["device"]} | {rec["model"]} | '
             f'{shape_text(rec["shape"])} | {rec["dtype"]} | '
