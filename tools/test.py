@@ -130,7 +130,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmseg_refinenet.apis import data_error_message
-    from mmseg_refinenet.utils import setup_cpu_distributed
+    from mmseg_refinenet.utils import destroy_dist, setup_cpu_distributed
 
     # load config (MMEngine resolves `_base_` relative to the config file)
     cfg = Config.fromfile(osp.abspath(args.config))
@@ -197,6 +197,10 @@ def main(argv=None):
         sys.exit(2)
     if stage is not None and is_main_process():
         publish(stage, args.out)
+    # tear the process group down now, not during the interpreter's exit,
+    # where gloo can abort a finished run; the runner's model holds it too
+    del runner
+    destroy_dist()
 
 
 def publish(stage, out):

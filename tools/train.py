@@ -114,7 +114,7 @@ def main(argv=None):
     from mmseg.registry import RUNNERS
 
     from mmseg_refinenet.apis import data_error_message
-    from mmseg_refinenet.utils import setup_cpu_distributed
+    from mmseg_refinenet.utils import destroy_dist, setup_cpu_distributed
 
     # load config (MMEngine resolves `_base_` relative to the config file)
     cfg = Config.fromfile(osp.abspath(args.config))
@@ -179,6 +179,10 @@ def main(argv=None):
             raise
         sys.stderr.write(f'error: {message}\n')
         sys.exit(2)
+    # tear the process group down now, not during the interpreter's exit,
+    # where gloo can abort a finished run; the runner's model holds it too
+    del runner
+    destroy_dist()
 
 
 if __name__ == '__main__':

@@ -33,8 +33,12 @@ and this module handles each of them without patching MMEngine or torch:
    logs a warning: batch statistics are then computed per process.
 
 Nothing here changes a run that has CUDA or that is not distributed.
+
+:func:`destroy_dist` ends any distributed run (gloo or NCCL) cleanly;
+``tools/train.py`` and ``tools/test.py`` call it when their run is over.
 """
 import datetime
+import gc
 import logging
 import os
 import subprocess
@@ -156,6 +160,36 @@ def init_cpu_dist(launcher: str,
         rank=int(os.environ['RANK']),
         world_size=int(os.environ['WORLD_SIZE']),
         **kwargs)
+
+
+def destroy_dist(wait_for_peers: bool = True) -> None:
+    """Destroy the default process group while Python is fully alive.
+
+    Left to the interpreter's shutdown, the process group goes last, and
+    gloo's worker threads may still hold finished work items with tensors
+    in them; releasing those then needs a Python that is being torn down,
+    and the process aborts (``terminate called without an active
+    exception``, SIGABRT) although the run itself finished: torchrun then
+    reports the whole run as failed (see pytorch/pytorch PR 179291). torch
+    also asks every NCCL run to do this ("process group has NOT been
+    destroyed"). MMEngine 0.10.7's runner never destroys the group.
+
+    Call it once the runner is no longer referenced: the DDP-wrapped model
+    holds the group too, so the runner is garbage-collected here first.
+    Does nothing if no process group exists.
+
+    Args:
+        wait_for_peers (bool): Wait at a barrier until every process has
+            got here, so that no process leaves while a peer still talks to
+            it. Pass False on an error path, where a peer may never arrive.
+            Default: True.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    gc.collect()
+    if wait_for_peers:
+        torch_dist.barrier()
+    torch_dist.destroy_process_group()
 
 
 @MODEL_WRAPPERS.register_module()

@@ -33,8 +33,12 @@ CONFIG_STEM = osp.splitext(osp.basename(CONFIG))[0]
 TIMEOUT = 300
 
 # A hook, imported through the config's custom_imports, that saves the
-# parameters each rank holds after training.
+# parameters each rank holds after training. The module also reports, when
+# the process exits, whether the tool left a process group for the
+# interpreter's shutdown to destroy (see mmseg_refinenet.utils.destroy_dist).
 RANK_DUMP_HOOK = '''
+import atexit
+import os
 import os.path as osp
 
 import torch
@@ -53,6 +57,12 @@ class RankParamsDumpHook(Hook):
             model = model.module
         params = {k: v.detach().clone() for k, v in model.named_parameters()}
         torch.save(params, osp.join(runner.work_dir, f'rank{get_rank()}.pth'))
+
+
+@atexit.register
+def _report_process_group():
+    print(f"rank {os.environ.get('RANK')}: process group at exit: "
+          f'{torch.distributed.is_initialized()}', flush=True)
 '''
 
 TTA_CONFIG = '''
@@ -77,6 +87,12 @@ custom_imports = dict(imports=['mmseg_refinenet', 'rank_dump_hook'],
 custom_hooks = [dict(type='RankParamsDumpHook')]
 # SyncBN, as in the GPU configs: reverted to BN on the CPU
 model = dict(backbone=dict(norm_cfg=dict(type='SyncBN', requires_grad=True)))
+'''
+
+DIST_TEST_CONFIG = '''
+_base_ = [{base!r}]
+custom_imports = dict(imports=['mmseg_refinenet', 'rank_dump_hook'],
+                      allow_failed_imports=False)
 '''
 
 
@@ -261,6 +277,9 @@ def test_dist_train_and_test_two_cpu_processes(trained, data_root,
     assert 'CPU distributed data parallel: backend gloo, world size 2' in out
     assert 'SyncBatchNorm layer(s) reverted to BatchNorm' in out
     assert 'Iter(train) [4/4]' in out
+    # the tool destroyed the process group before the interpreter's exit
+    for rank in (0, 1):
+        assert f'rank {rank}: process group at exit: False' in out
 
     # both ranks trained: each saved its parameters; the ranks saw
     # different halves of the data, so equal parameters mean that DDP
@@ -282,8 +301,12 @@ def test_dist_train_and_test_two_cpu_processes(trained, data_root,
 
     # distributed test of the single-process checkpoint: same mIoU as one
     # process (the results of both ranks are gathered)
+    # (the same model as CONFIG, importing the module of the exit report)
+    test_config = tmp_path / 'dist_test_config.py'
+    test_config.write_text(DIST_TEST_CONFIG.format(base=CONFIG))
     proc = run([
-        'bash', DIST_TEST, CONFIG,
+        'bash', DIST_TEST,
+        str(test_config),
         osp.join(trained['work_dir'], 'iter_6.pth'), '2', '--work-dir',
         str(tmp_path / 'dist_test_work'), '--cfg-options',
         f'test_dataloader.dataset.data_root={data_root}'
@@ -291,6 +314,8 @@ def test_dist_train_and_test_two_cpu_processes(trained, data_root,
                str(tmp_path),
                env=dict(env, PORT=str(free_port())))
     assert 'Iter(test) [2/2]' in proc.stdout  # 4 images over 2 ranks
+    for rank in (0, 1):
+        assert f'rank {rank}: process group at exit: False' in proc.stdout
     assert miou(proc.stdout) == miou(trained['resumed'].stdout)
 
 
