@@ -188,7 +188,11 @@ def destroy_dist(wait_for_peers: bool = True) -> None:
         return
     gc.collect()
     if wait_for_peers:
-        torch_dist.barrier()
+        if torch_dist.get_backend() == 'nccl':
+            # the device MMEngine set for this rank, not a guessed one
+            torch_dist.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            torch_dist.barrier()
     torch_dist.destroy_process_group()
 
 
