@@ -127,15 +127,13 @@ RECORD_FIELDS = [
     'model_arch', 'config', 'num_classes', 'shape', 'batch', 'train_batch',
     'dtype', 'channels_last', 'with_cp', 'compile', 'warmup', 'repeats',
     'budget_s', 'params_m', 'gflops', 'latency_ms', 'latency_ms_min',
-    'latency_ms_max',
-    'latency_runs', 'eager_latency_ms', 'throughput_img_s',
-    'throughput_img_s_min',
-    'throughput_img_s_max', 'throughput_batch', 'throughput_by_batch',
-    'throughput_note', 'train_step_ms', 'train_step_ms_min',
-    'train_step_ms_max', 'train_runs', 'peak_train_mem_mb', 'mem_method',
-    'fwd_flops', 'fwd_bytes', 'achieved_tflops', 'achieved_gbs',
-    'peak_tflops', 'peak_gbs', 'bound_ms', 'bound_ratio', 'reference',
-    'ratios'
+    'latency_ms_max', 'latency_runs', 'eager_latency_ms', 'throughput_img_s',
+    'throughput_img_s_min', 'throughput_img_s_max', 'throughput_batch',
+    'throughput_by_batch', 'throughput_note', 'train_step_ms',
+    'train_step_ms_min', 'train_step_ms_max', 'train_runs',
+    'peak_train_mem_mb', 'mem_method', 'fwd_flops', 'fwd_bytes',
+    'achieved_tflops', 'achieved_gbs', 'peak_tflops', 'peak_gbs', 'bound_ms',
+    'bound_ratio', 'reference', 'ratios'
 ]
 RATIO_KEYS = ['params_m', 'gflops', 'latency_ms', 'throughput_img_s',
               'train_step_ms', 'peak_train_mem_mb']
@@ -222,6 +220,7 @@ def parse_args(argv=None):
                         'record also holds the eager latency measured just '
                         'before)')
     parser.add_argument('--compile-budget', type=positive_float,
+                        default=300.0,
                         help='seconds per compiled measurement, compiling '
                         'included (default 300)')
     parser.add_argument('--roofline', choices=['none', 'frrn', 'all'],
@@ -284,8 +283,6 @@ def parse_args(argv=None):
             find_model(m, args.models, '--compile-models')['label']
             for m in args.compile_models
         }
-    if args.compile_budget is None:
-        args.compile_budget = 300.0
     args.cl_models = None
     if args.channels_last_models:
         args.cl_models = {
@@ -353,6 +350,8 @@ def plan(args):
         ``variants`` (list of ``(dtype, channels_last, with_cp)``; with_cp
         None means inference and training as they are configured).
     """
+    if args.only_compiled:
+        return compiled_groups(args)
     main_variants = []
     for dtype in args.dtypes:
         for cl in args.channels_last:
@@ -360,8 +359,6 @@ def plan(args):
     cp_variants = [(dtype, False, flag) for dtype in args.dtypes
                    for flag in (False, True)]
     groups = []
-    if args.only_compiled:
-        return compiled_groups(args)
     shape = list(args.shape)
     for model in args.models:
         variants = [v for v in main_variants

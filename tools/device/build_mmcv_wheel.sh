@@ -62,7 +62,7 @@ if [ -z "$whl" ]; then
     exit 1
 fi
 # the compiler's debug information is 81 of the 83 MB of mmcv._ext: the
-# wheel goes without it (the same code), 3 instead of 31 MiB to carry
+# wheel goes without it (the same code): 1.3 instead of 31 MiB to carry
 mkdir -p "$DEST"
 rm -f "$DEST"/mmcv-*.whl "$DEST/built-with.txt"
 unpacked=$(mktemp -d)
