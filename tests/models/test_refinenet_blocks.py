@@ -1,8 +1,11 @@
 """Each RefineNet block computes what the paper (Sec. 3.2) and the released
 models say, checked against hand-written functional code."""
+import collections
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmseg_refinenet.models.blocks import (ChainedResidualPooling,
                                            MultiResolutionFusion,
@@ -92,7 +95,8 @@ def test_crp_chain(order, stages):
 
 
 def _saved_dtypes(fn):
-    """The dtypes of the tensors autograd keeps for the backward of fn()."""
+    """The dtypes of the tensors autograd keeps for the backward of fn(),
+    outside checkpointed regions."""
     dtypes = []
 
     def pack(tensor):
@@ -104,8 +108,49 @@ def _saved_dtypes(fn):
     return out, dtypes
 
 
+def _kept_bytes(fn, *tracked):
+    """fn() and the bytes of the tensors it leaves alive: its output and
+    what autograd keeps for the backward pass, checkpointed inputs
+    included (PyTorch's MemTracker follows every storage)."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+    tracker = MemTracker()
+    tracker.track_external(*tracked)
+
+    def total():
+        snapshot = tracker.get_tracker_snapshot('current')
+        return sum(dev['Total'] for dev in snapshot.values())
+
+    with tracker:
+        before = total()
+        out = fn()
+        kept = total() - before
+    return out, kept
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the ATen ops that run under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+# maps of the input's size that a 4-stage CRP leaves alive after its
+# forward pass (its output included). Without recomputation: act(x), and
+# per stage the pooling's input, its int64 indices (2 maps in fp32) and the
+# pooled map. With it, 'pool_conv': act(x) and the stage outputs fed to the
+# next stage; 'conv_pool' (the pooling alone recomputed): act(x), and per
+# stage the convolution's output and the pooled map
+KEPT_MAPS = {('pool_conv', False): 17, ('pool_conv', True): 5,
+             ('conv_pool', False): 17, ('conv_pool', True): 9}
+
+
 @pytest.mark.parametrize('order', ['pool_conv', 'conv_pool'])
-def test_crp_recompute_pooling_keeps_no_indices_same_result(order):
+def test_crp_recompute_pooling_keeps_less_same_result(order):
     crps = [
         _randomize(ChainedResidualPooling(6, order=order,
                                           recompute_pooling=flag))
@@ -113,22 +158,59 @@ def test_crp_recompute_pooling_keeps_no_indices_same_result(order):
     ]
     x = torch.randn(2, 6, 7, 9, requires_grad=True)
     results = []
-    for crp in crps:
+    for flag, crp in zip((False, True), crps):
         out, dtypes = _saved_dtypes(lambda: crp(x))
-        grads = torch.autograd.grad(out.square().sum(),
-                                    [x] + list(crp.parameters()))
-        results.append((out, grads, dtypes))
-    (out0, grads0, dtypes0), (out1, grads1, dtypes1) = results
+        # on a leaf of its own: the tracker hooks the tensors it sees
+        x_kept = x.detach().requires_grad_()
+        _, kept = _kept_bytes(lambda: crp(x_kept), crp, x_kept)
+        assert kept == KEPT_MAPS[order, flag] * x.nbytes, (flag, kept)
+        with _OpCounter() as ops:
+            grads = torch.autograd.grad(out.square().sum(),
+                                        [x] + list(crp.parameters()))
+        results.append((out, grads, dtypes, ops.counts))
+    (out0, grads0, dtypes0, ops0), (out1, grads1, dtypes1, ops1) = results
     # without recomputation every stage keeps int64 argmax indices ...
     assert dtypes0.count(torch.int64) == crps[0].num_stages
+    assert ops0['max_pool2d_with_indices'] == 0
     # ... with it none, and the same output and gradients
     assert torch.int64 not in dtypes1
     torch.testing.assert_close(out1, out0, rtol=0, atol=0)
     for a, b in zip(grads1, grads0):
         torch.testing.assert_close(a, b)
+    # the backward pass recomputes every pooling and no convolution
+    assert ops1['max_pool2d_with_indices'] == crps[1].num_stages
+    assert ops1['convolution'] == 0
+    assert ops1['convolution_backward'] == crps[1].num_stages
     # no recomputation where nothing needs gradients (inference)
     with torch.no_grad():
         torch.testing.assert_close(crps[1](x), out0)
+
+
+def test_crp_recompute_pooling_with_norm_updates_statistics_once():
+    """With norm layers a 'pool_conv' stage recomputes the pooling alone:
+    recomputing the whole stage would run each norm layer twice per step
+    and update its running statistics twice."""
+    crps = [
+        _randomize(ChainedResidualPooling(6, norm_cfg=dict(type='BN'),
+                                          recompute_pooling=flag))
+        for flag in (False, True)
+    ]
+    x = torch.randn(2, 6, 7, 9, requires_grad=True)
+    outs = []
+    for crp in crps:
+        crp.train()
+        out = crp(x)
+        with _OpCounter() as ops:
+            out.square().sum().backward()
+        assert ops.counts['convolution'] == 0
+        outs.append(out)
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=0)
+    for bn0, bn1 in zip(crps[0].convs, crps[1].convs):
+        assert int(bn1.norm.num_batches_tracked) == 1
+        torch.testing.assert_close(bn1.norm.running_mean,
+                                   bn0.norm.running_mean, rtol=0, atol=0)
+        torch.testing.assert_close(bn1.norm.running_var,
+                                   bn0.norm.running_var, rtol=0, atol=0)
 
 
 def test_crp_rejects_bad_arguments():

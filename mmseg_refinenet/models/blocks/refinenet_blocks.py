@@ -20,6 +20,7 @@ RefineNet of Nekrasov et al. (BMVC 2018).
 """
 from typing import List, Optional, Sequence, Union
 
+import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule, build_activation_layer
 from mmengine.model import BaseModule
@@ -28,6 +29,8 @@ from torch.utils.checkpoint import checkpoint
 
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
+
+from ..utils import recomputing_max_pool2d
 
 CRP_ORDERS = ('pool_conv', 'conv_pool')
 
@@ -255,16 +258,22 @@ class ChainedResidualPooling(BaseModule):
         zero_init (bool): Initialise the stage convolutions to zero, so the
             block starts as ``act(x)`` (see :class:`ResidualConvUnit`).
             Default: False.
-        recompute_pooling (bool): In training, recompute each max-pooling
-            in the backward pass (``torch.utils.checkpoint`` of the pooling
-            alone) instead of keeping its argmax indices. The backward of
-            max-pooling reads its input anyway; the indices are int64, twice
-            the bytes of the pooled map in fp32 and four times in bf16, one
-            map per stage at the block's resolution. At 512x1024, batch 2,
-            this lowers RefineNet-R101's peak training memory from 6161 to
-            5473 MiB (``benchmarks/estimate_memory.py``) for one more
-            max-pooling per stage in the backward pass; outputs and
-            gradients are unchanged. Default: True.
+        recompute_pooling (bool): In training, recompute the max-poolings
+            in the backward pass (``torch.utils.checkpoint``) instead of
+            keeping what they produce. With ``order='pool_conv'`` and no
+            norm layer, a stage ``conv(pool(s))`` keeps only its input
+            ``s`` (the previous stage's output, kept for the next stage
+            anyway): the backward pass recomputes the pooled map, which
+            the convolution's backward reads, and the argmax indices, and
+            stops before the convolution (the checkpoint's early stop, on
+            by default in PyTorch), so no convolution runs twice.
+            Otherwise the pooling alone is recomputed, which drops its
+            int64 indices (twice the bytes of the pooled map in fp32).
+            Either way outputs and gradients are unchanged. At 512x1024,
+            batch 2, the estimated peak training memory of RefineNet-R101
+            (``benchmarks/estimate_memory.py``) is 6161 MiB without, 5473
+            with the pooling alone recomputed and 5129 with whole stages.
+            Default: True.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -303,6 +312,7 @@ class ChainedResidualPooling(BaseModule):
             self.act = build_activation_layer(act_cfg)
         else:
             self.act = None
+        self.pool_size = pool_size
         self.pool = nn.MaxPool2d(pool_size, stride=1, padding=pool_size // 2)
         self.convs = nn.ModuleList(
             ConvModule(
@@ -329,12 +339,33 @@ class ChainedResidualPooling(BaseModule):
     def num_stages(self) -> int:
         return len(self.convs)
 
-    def _pool(self, x: Tensor) -> Tensor:
-        if self.recompute_pooling and x.requires_grad:
+    def _pool(self, x: Tensor, recompute: bool) -> Tensor:
+        if x.requires_grad and torch.compiler.is_compiling():
+            # Inductor miscompiles the backward of these chained poolings
+            # (see recomputing_max_pool2d); this op keeps x, like recompute
+            return recomputing_max_pool2d(x, self.pool_size)
+        if recompute:
             # keeps x (read by the pooling's backward in any case), not the
             # int64 argmax indices
             return checkpoint(self.pool, x, use_reentrant=False)
         return self.pool(x)
+
+    def _pool_conv(self, conv: nn.Module, x: Tensor) -> Tensor:
+        return conv(self._pool(x, recompute=False))
+
+    def _stage(self, conv: nn.Module, x: Tensor) -> Tensor:
+        """One pooling stage, (N, C, H, W) -> (N, C, H, W)."""
+        recompute = self.recompute_pooling and x.requires_grad
+        if self.order == 'pool_conv':
+            if recompute and not conv.with_norm:
+                # keeps x alone; the backward pass recomputes the pooling
+                # and stops before the convolution. Not with a norm layer:
+                # a norm saves the convolution's output, which would then
+                # be recomputed, and its running statistics updated twice.
+                return checkpoint(
+                    self._pool_conv, conv, x, use_reentrant=False)
+            return conv(self._pool(x, recompute))
+        return self._pool(conv(x), recompute)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.act is not None:
@@ -342,10 +373,7 @@ class ChainedResidualPooling(BaseModule):
         out = x
         stage = x
         for conv in self.convs:
-            if self.order == 'pool_conv':
-                stage = conv(self._pool(stage))
-            else:
-                stage = self._pool(conv(stage))
+            stage = self._stage(conv, stage)
             out = out + stage
         return out
 
@@ -388,7 +416,8 @@ class RefineNetBlock(BaseModule):
             identity (zero-initialised last convolutions). Default: False.
         crp_recompute_pooling (bool): ``recompute_pooling`` of the CRP:
             recompute its max-poolings in the backward pass instead of
-            keeping their int64 argmax indices. Default: True.
+            keeping the pooled maps and their int64 argmax indices.
+            Default: True.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 

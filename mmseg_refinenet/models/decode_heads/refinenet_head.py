@@ -79,8 +79,9 @@ class RefineNetHead(CheckedDecodeHead):
             training from scratch stalls. Has no effect on loaded weights.
             Default: True.
         crp_recompute_pooling (bool): Recompute the CRP max-poolings in
-            the backward pass instead of keeping their int64 argmax indices
-            (see :class:`ChainedResidualPooling`). Default: True.
+            the backward pass instead of keeping the pooled maps and their
+            int64 argmax indices (see :class:`ChainedResidualPooling`).
+            Default: True.
         check_finite (bool): Check the backbone features for NaN and Inf
             at every forward (one device synchronisation; see
             :class:`CheckedDecodeHead`). Default: True.
