@@ -2,13 +2,14 @@
 
 For the GPU plan of issue 6 (``docs/gpu_runbook.md``: the five models of
 ``configs/camvid/`` train at the same time on one GPU): the bytes of the
-tensors each model saves for its backward pass in one training step
-(``model.loss`` in train mode, random labels), counted once per storage
-through ``torch.autograd.graph.saved_tensors_hooks``, at ``--batch`` and
-the padded 360x480 crop (384x480, ``--shape``), in fp32 on the CPU, then
-scaled to batch 8. Weights, gradients, optimiser state, CUDA contexts, cuDNN
-workspaces and temporaries freed during the forward are not included; an
-estimate, not a GPU measurement::
+tensors that one training forward pass (``mode='loss'`` in train mode,
+random labels) leaves alive for the backward pass, followed storage by
+storage by PyTorch's ``MemTracker`` (so the inputs that gradient
+checkpointing keeps count too, which ``saved_tensors_hooks`` do not see),
+at ``--batch`` and the padded 360x480 crop (384x480, ``--shape``), in
+fp32 on the CPU, then scaled to batch 8. Weights, gradients, optimiser
+state, CUDA contexts, cuDNN workspaces and temporaries freed during the
+forward are not included; an estimate, not a GPU measurement::
 
     python benchmarks/camvid_activation_memory.py [--batch 2] [--shape H W]
 """
@@ -29,20 +30,24 @@ from mmseg_refinenet.utils.benchmark import make_seg_samples  # noqa: E402
 from mmseg.registry import MODELS as REGISTRY  # noqa: E402
 
 
-def saved_bytes(model, batch, shape=(384, 480)):
-    """Bytes of the distinct storages saved for backward by one loss."""
+def kept_bytes(model, batch, shape=(384, 480)):
+    """Bytes that one training forward pass leaves alive: what autograd
+    keeps for the backward pass, and the losses."""
+    from torch.distributed._tools.mem_tracker import MemTracker
     x = torch.randn(batch, 3, *shape)
     samples = make_seg_samples(batch, shape, 11, 'cpu')
-    storages = {}
+    tracker = MemTracker()
+    tracker.track_external(model, x)
 
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
+    def total():
+        snapshot = tracker.get_tracker_snapshot('current')
+        return sum(dev['Total'] for dev in snapshot.values())
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model.loss(x, samples)
-    return sum(storages.values())
+    with tracker:
+        before = total()
+        # through __call__, so that the tracker sees the module tree
+        losses = model(x, samples, mode='loss')  # noqa: F841 (kept alive)
+        return total() - before
 
 
 def main(argv=None):
@@ -64,8 +69,8 @@ def main(argv=None):
         cfg.model.pop('data_preprocessor', None)
         model = REGISTRY.build(cfg.model).train()
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        gib = saved_bytes(model, args.batch,
-                          tuple(args.shape)) * 8 / args.batch / 2**30
+        kept = kept_bytes(model, args.batch, tuple(args.shape))
+        gib = kept * 8 / args.batch / 2**30
         total += gib
         print(f'{name:28s} {params:10.1f} {gib:20.1f}', flush=True)
     print(f'{"total":28s} {"":10s} {total:20.1f}')
