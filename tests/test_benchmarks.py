@@ -382,3 +382,15 @@ def test_planned_groups(load_script):
                 for mode in ('default', 'reduce-overhead')
                 for key, shape in (('frrn_a', [256, 512]),
                                    ('unet_s5', [512, 1024]))]
+
+
+def test_crp_recompute_cost_times_both_settings(tmp_path):
+    proc = run(osp.join(REPO, 'benchmarks', 'crp_recompute_cost.py'),
+               '--channels', '4', '--shape', '1', '8', '8', '--repeats', '2',
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith('CRP 4 channels, input 1x4x8x8')
+    assert '2 runs each' in lines[0]
+    assert [line.split(':')[0] for line in lines[1:]] == [
+        'recompute_pooling=False', 'recompute_pooling=True ']
