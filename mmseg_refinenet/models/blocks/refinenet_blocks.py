@@ -273,7 +273,9 @@ class ChainedResidualPooling(BaseModule):
             batch 2, the estimated peak training memory of RefineNet-R101
             (``benchmarks/estimate_memory.py``) is 6161 MiB without, 5473
             with the pooling alone recomputed and 5129 with whole stages.
-            Default: True.
+            Training under ``torch.compile``, the poolings go through
+            :func:`recomputing_max_pool2d` whatever this flag (Inductor
+            miscompiled their backward; see that function). Default: True.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
