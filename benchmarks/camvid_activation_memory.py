@@ -26,28 +26,19 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'device'))
 from camvid_experiment import MODELS  # noqa: E402
 
 import mmseg_refinenet  # noqa: E402,F401 (registers the models)
-from mmseg_refinenet.utils.benchmark import make_seg_samples  # noqa: E402
+from mmseg_refinenet.utils.benchmark import (  # noqa: E402
+    kept_bytes, make_seg_samples)
 from mmseg.registry import MODELS as REGISTRY  # noqa: E402
 
 
-def kept_bytes(model, batch, shape=(384, 480)):
+def kept_by_loss(model, batch, shape=(384, 480)):
     """Bytes that one training forward pass leaves alive: what autograd
     keeps for the backward pass, and the losses."""
-    from torch.distributed._tools.mem_tracker import MemTracker
     x = torch.randn(batch, 3, *shape)
     samples = make_seg_samples(batch, shape, 11, 'cpu')
-    tracker = MemTracker()
-    tracker.track_external(model, x)
-
-    def total():
-        snapshot = tracker.get_tracker_snapshot('current')
-        return sum(dev['Total'] for dev in snapshot.values())
-
-    with tracker:
-        before = total()
-        # through __call__, so that the tracker sees the module tree
-        losses = model(x, samples, mode='loss')  # noqa: F841 (kept alive)
-        return total() - before
+    # through __call__, so that the tracker sees the module tree
+    _, kept = kept_bytes(lambda: model(x, samples, mode='loss'), model, x)
+    return kept
 
 
 def main(argv=None):
@@ -69,7 +60,7 @@ def main(argv=None):
         cfg.model.pop('data_preprocessor', None)
         model = REGISTRY.build(cfg.model).train()
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        kept = kept_bytes(model, args.batch, tuple(args.shape))
+        kept = kept_by_loss(model, args.batch, tuple(args.shape))
         gib = kept * 8 / args.batch / 2**30
         total += gib
         print(f'{name:28s} {params:10.1f} {gib:20.1f}', flush=True)

@@ -14,21 +14,11 @@ The default input, 2x256x128x256, is the last RefineNet-R101 block's at
 """
 import argparse
 import statistics
-import time
 
 import torch
 
 from mmseg_refinenet.models.blocks import ChainedResidualPooling
-
-
-def timed(crp, x, device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    crp(x).sum().backward()
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+from mmseg_refinenet.utils.benchmark import timed
 
 
 def main(argv=None):
@@ -49,12 +39,17 @@ def main(argv=None):
             args.channels, recompute_pooling=flag).to(device)
         for flag in (False, True)
     }
+
+    def step(crp):
+        return lambda: crp(x).sum().backward()
+
     times = {flag: [] for flag in crps}
     for flag, crp in crps.items():  # warm-up
-        timed(crp, x, device)
-    for _ in range(args.repeats):
+        timed(step(crp), 1, 0, device)
+    for _ in range(args.repeats):  # alternating
         for flag, crp in crps.items():
-            times[flag].append(timed(crp, x, device))
+            (ms, ) = timed(step(crp), 0, 1, device)
+            times[flag].append(ms / 1000.0)
     print(f'CRP {args.channels} channels, input {n}x{args.channels}x{h}x{w}'
           f', forward + backward, {device}, torch {torch.__version__}, '
           f'{torch.get_num_threads()} threads, {args.repeats} runs each')

@@ -741,6 +741,39 @@ def estimate_training_memory(cfg, path, shape, batch, with_cp=False,
                 modules_mb=modules)
 
 
+def kept_bytes(fn, *tracked):
+    """``fn()`` and the bytes of the tensors it leaves alive.
+
+    Counts, with PyTorch's ``MemTracker`` (every tensor storage from its
+    creation to its release), what exists after ``fn()`` and did not
+    before: its output, and what autograd keeps for the backward pass,
+    the inputs that gradient checkpointing keeps included (which
+    ``saved_tensors_hooks`` do not see). Real tensors, any device.
+
+    Args:
+        fn (callable): What to run, without arguments. Modules must be
+            called through ``__call__`` (the tracker follows the module
+            tree, and a module called twice outside any parent fails).
+        *tracked: Modules and tensors that exist before ``fn()`` (passed to
+            ``MemTracker.track_external``).
+
+    Returns:
+        tuple: ``fn()``'s result and the bytes (int).
+    """
+    from torch.distributed._tools.mem_tracker import MemTracker
+    tracker = MemTracker()
+    tracker.track_external(*tracked)
+
+    def total():
+        snapshot = tracker.get_tracker_snapshot('current')
+        return sum(dev['Total'] for dev in snapshot.values())
+
+    with tracker:
+        before = total()
+        out = fn()
+        return out, total() - before
+
+
 # --------------------------------------------------------------------------
 # low precision on the CPU, roofline
 # --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from mmseg_refinenet.models.blocks import (ChainedResidualPooling,
                                            MultiResolutionFusion,
                                            RefineNetBlock, ResidualConvUnit)
+from mmseg_refinenet.utils.benchmark import kept_bytes
 
 
 def _randomize(module, seed=0):
@@ -108,25 +109,6 @@ def _saved_dtypes(fn):
     return out, dtypes
 
 
-def _kept_bytes(fn, *tracked):
-    """fn() and the bytes of the tensors it leaves alive: its output and
-    what autograd keeps for the backward pass, checkpointed inputs
-    included (PyTorch's MemTracker follows every storage)."""
-    from torch.distributed._tools.mem_tracker import MemTracker
-    tracker = MemTracker()
-    tracker.track_external(*tracked)
-
-    def total():
-        snapshot = tracker.get_tracker_snapshot('current')
-        return sum(dev['Total'] for dev in snapshot.values())
-
-    with tracker:
-        before = total()
-        out = fn()
-        kept = total() - before
-    return out, kept
-
-
 class _OpCounter(TorchDispatchMode):
     """Counts the ATen ops that run under it."""
 
@@ -162,7 +144,7 @@ def test_crp_recompute_pooling_keeps_less_same_result(order):
         out, dtypes = _saved_dtypes(lambda: crp(x))
         # on a leaf of its own: the tracker hooks the tensors it sees
         x_kept = x.detach().requires_grad_()
-        _, kept = _kept_bytes(lambda: crp(x_kept), crp, x_kept)
+        _, kept = kept_bytes(lambda: crp(x_kept), crp, x_kept)
         assert kept == KEPT_MAPS[order, flag] * x.nbytes, (flag, kept)
         with _OpCounter() as ops:
             grads = torch.autograd.grad(out.square().sum(),

@@ -314,7 +314,6 @@ class ChainedResidualPooling(BaseModule):
             self.act = build_activation_layer(act_cfg)
         else:
             self.act = None
-        self.pool_size = pool_size
         self.pool = nn.MaxPool2d(pool_size, stride=1, padding=pool_size // 2)
         self.convs = nn.ModuleList(
             ConvModule(
@@ -345,7 +344,7 @@ class ChainedResidualPooling(BaseModule):
         if x.requires_grad and torch.compiler.is_compiling():
             # Inductor miscompiles the backward of these chained poolings
             # (see recomputing_max_pool2d); this op keeps x, like recompute
-            return recomputing_max_pool2d(x, self.pool_size)
+            return recomputing_max_pool2d(x, self.pool.kernel_size)
         if recompute:
             # keeps x (read by the pooling's backward in any case), not the
             # int64 argmax indices
