@@ -12,27 +12,45 @@ in train and eval mode, fp32 and bf16 / fp16 autocast, NCHW and
 channels_last, with_cp off and on, and counts the graphs and graph breaks,
 and the breaks whose innermost frame is in ``mmseg_refinenet`` ("our
 code"). With ``--speed`` it also times ``torch.compile``'d eval forwards
-against eager ones. Writes records for ``benchmarks/render.py``::
+against eager ones.
+
+``--checks grads`` compares the gradients of one training step compiled
+by Inductor with eager ones (fp32, TF32 off), on
+
+* ``maxpool-chain``: ``s1 + s2`` with ``s1 = conv(maxpool(x))`` and
+  ``s2 = conv(maxpool(s1))``, stride-1 5x5 poolings, in plain PyTorch (no
+  code of this project): the smallest case whose gradients Inductor's CPU
+  backend (PyTorch 2.13) gets wrong, which tells whether the device's
+  backend has that fault,
+* ``crp`` / ``crp-conv_pool``: ChainedResidualPooling in both orders,
+* ``head``: the narrow RefineNetHead (4 blocks),
+
+the last three being what this project ships: they pool through
+``recomputing_max_pool2d`` under ``torch.compile`` and must match (the
+exit code is 1 otherwise). Writes records for ``benchmarks/render.py``,
+after every case (a run cut short keeps what it did)::
 
     python benchmarks/check_compile.py --out benchmarks/results/compile.json
     python benchmarks/check_compile.py --size full --speed   # on a GPU
+    python benchmarks/check_compile.py --checks grads --out grads.json
 
 ``--size small`` (the default) uses narrow modules on 64x64 inputs, the
 same structure as the configs; ``--size full`` the configs' widths (FRRN A
 at 256x512, the RefineNet-R101 head on the features of a 512x1024 image).
 """
-import argparse
 import json
 import os
 import os.path as osp
 import statistics
 import sys
+import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from mmseg_refinenet.utils.cli import silence_library_notices  # noqa: E402
+from mmseg_refinenet.utils.cli import (  # noqa: E402
+    OneLineArgumentParser, fail, silence_library_notices)
 
 silence_library_notices()
 
@@ -50,6 +68,9 @@ FRRN_A_CONFIG = 'configs/frrn/frrn-a_1xb3-45k_cityscapes-256x512.py'
 # memory format appears once, with_cp in one of the training cases
 CASES = [('train', 'fp32', False, False), ('train', 'bf16', True, True),
          ('eval', 'fp32', True, False), ('eval', 'bf16', False, False)]
+# compiled gradients further from eager than this (relative to the largest
+# magnitude of the gradient) are wrong; the fault this looks for is 60-100 %
+GRAD_TOLERANCE = 1e-3
 
 
 def _tensor_mode(model):
@@ -167,6 +188,72 @@ def loss_case(device):
     return ('frrn-loss', Loss(), make, (64, 64))
 
 
+def gradient_cases(device):
+    """(name, module, inputs, ours) of the compiled-gradient check."""
+    import torch
+    from mmseg.registry import MODELS
+
+    class MaxPoolChain(torch.nn.Module):
+        """``s1 + s2``, ``s1 = conv(maxpool(x))``, ``s2 = conv(maxpool(s1))``
+        (stride-1 5x5 poolings, 3x3 convolutions): plain PyTorch."""
+
+        def __init__(self, channels):
+            super().__init__()
+            self.pool = torch.nn.MaxPool2d(5, stride=1, padding=2)
+            self.conv1 = torch.nn.Conv2d(channels, channels, 3, padding=1,
+                                         bias=False)
+            self.conv2 = torch.nn.Conv2d(channels, channels, 3, padding=1,
+                                         bias=False)
+
+        def forward(self, x):
+            s1 = self.conv1(self.pool(x))
+            return s1 + self.conv2(self.pool(s1))
+
+    class Head(torch.nn.Module):  # the features as separate arguments
+
+        def __init__(self):
+            super().__init__()
+            self.head = MODELS.build(dict(SMALL_HEAD, input_dropout_ratio=0.,
+                                          dropout_ratio=0.))
+
+        def forward(self, *feats):
+            return self.head(list(feats))
+
+    def crp(order):
+        return MODELS.build(dict(type='ChainedResidualPooling', channels=8,
+                                 order=order))
+
+    torch.manual_seed(0)
+    feats = [torch.rand(2, c, 16 // 2**i, 24 // 2**i)
+             for i, c in enumerate(SMALL_HEAD['in_channels'])]
+    cases = [('maxpool-chain', MaxPoolChain(4), [torch.randn(2, 4, 8, 8)],
+              False),
+             ('crp', crp('pool_conv'), [torch.randn(2, 8, 8, 8)], True),
+             ('crp-conv_pool', crp('conv_pool'), [torch.randn(2, 8, 8, 8)],
+              True),
+             ('head', Head(), feats, True)]
+    return [(name, module.to(device), [t.to(device) for t in inputs], ours)
+            for name, module, inputs, ours in cases]
+
+
+def check_gradients(name, module, inputs, ours, env, backend='inductor'):
+    """The record of one compiled-gradient comparison."""
+    from mmseg_refinenet.utils import benchmark as bm
+    record = dict(env, suite='compile-grads', model=name, mode='train',
+                  dtype='fp32', channels_last=False, with_cp=False,
+                  shape=list(inputs[0].shape[-2:]),
+                  backend=getattr(backend, '__name__', str(backend)),
+                  ours=ours, tolerance=GRAD_TOLERANCE)
+    try:
+        result = bm.compiled_gradient_error(module, inputs, backend)
+    except Exception as e:  # e.g. no C++ compiler for Inductor
+        return dict(record, status='error',
+                    reason=f'{type(e).__name__}: {e}'[:300])
+    matches = result['max_rel_error'] <= GRAD_TOLERANCE
+    return dict(record, **result, status='ok' if matches else 'mismatch',
+                reason=None)
+
+
 def our_breaks(reasons):
     return sum(1 for r in reasons if f'/{OURS}/' in r)
 
@@ -219,8 +306,16 @@ def compile_speed(module, inputs, device, dtype, repeats=10):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--size', choices=['small', 'full'], default='small')
+    parser = OneLineArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--checks', nargs='+', choices=['breaks', 'grads'],
+                        default=['breaks'],
+                        help='graph breaks (torch._dynamo.explain) and / or '
+                        'compiled against eager gradients (Inductor)')
+    parser.add_argument('--grads-backend', default='inductor',
+                        help='torch.compile backend of the gradient check '
+                        '(aot_eager: AOT autograd without code generation)')
+    parser.add_argument('--size', choices=['small', 'full'], default='small',
+                        help='of the graph-break check')
     parser.add_argument('--dtypes', nargs='+', choices=['bf16', 'fp16'],
                         default=['bf16'],
                         help='low-precision dtypes to check besides fp32')
@@ -250,6 +345,12 @@ def cases_for(args):
     return cases
 
 
+def write(records, path):
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(records, f, indent=1)
+
+
 def main(argv=None):
     args = parse_args(argv)
     from mmseg.utils import register_all_modules
@@ -261,17 +362,32 @@ def main(argv=None):
     device = args.device
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if 'grads' in args.checks:
+        import torch._dynamo as dynamo
+        if args.grads_backend not in dynamo.list_backends(exclude_tags=()):
+            fail(f'--grads-backend: {args.grads_backend!r} is not a '
+                 'torch.compile backend (for instance: '
+                 f'{", ".join(dynamo.list_backends())})')
     env = bm.environment(device, REPO, check_dirty=False)
     env['command'] = ' '.join(['python'] + sys.argv)
     records = []
-    cases = build_cases(args.size, device) + [loss_case(device)]
+
+    def add(record, line):
+        records.append(record)
+        print(line, flush=True)
+        if args.out:
+            write(records, args.out)
+
+    if 'breaks' in args.checks:
+        cases = build_cases(args.size, device) + [loss_case(device)]
+    else:
+        cases = []
     for name, module, make_inputs, shape in cases:
         for mode, dtype, cl, cp in cases_for(args):
             if name == 'frrn-loss' and mode == 'eval':
                 continue
             rec = check(name, module, make_inputs, shape, mode, dtype, cl,
                         cp, device, args.speed, env)
-            records.append(rec)
             line = (f'{name:16s} {mode:5s} {dtype:4s} '
                     f'{"channels_last" if cl else "NCHW":13s} '
                     f'with_cp {"on " if cp else "off"}: {rec["graphs"]} '
@@ -280,17 +396,41 @@ def main(argv=None):
             if rec.get('compiled_over_eager') is not None:
                 line += (f'; compiled {rec["compiled_ms"]:.2f} ms vs eager '
                          f'{rec["eager_ms"]:.2f} ms')
-            print(line, flush=True)
-            for reason in rec['reasons']:
-                print(f'    {reason}', flush=True)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(records, f, indent=1)
-    ours = sum(r['breaks_in_our_code'] for r in records)
-    total = sum(r['breaks'] for r in records)
-    print(f'{len(records)} cases: {total} graph break(s), {ours} in our code')
-    return 1 if ours else 0
+            add(rec, '\n'.join([line] + [f'    {r}' for r in rec['reasons']]))
+    status = 0
+    breaks = [r for r in records if r['suite'] == 'compile']
+    if breaks:
+        ours = sum(r['breaks_in_our_code'] for r in breaks)
+        total = sum(r['breaks'] for r in breaks)
+        print(f'{len(breaks)} cases: {total} graph break(s), {ours} in our '
+              'code', flush=True)
+        status = 1 if ours else 0
+
+    if 'grads' in args.checks:
+        for name, module, inputs, ours in gradient_cases(device):
+            t0 = time.perf_counter()
+            rec = check_gradients(name, module, inputs, ours, env,
+                                  args.grads_backend)
+            rec['seconds'] = round(time.perf_counter() - t0, 1)
+            if rec['status'] == 'error':
+                line = f'{name:16s} compiled gradients: {rec["reason"]}'
+            else:
+                line = (f'{name:16s} compiled gradients {rec["status"]}: '
+                        f'max error {rec["max_rel_error"]:.2e} of the '
+                        f'largest magnitude ({rec["worst"]}, '
+                        f'{100 * rec["wrong_fraction"]:.0f} % of its '
+                        f'elements off); {rec["seconds"]} s')
+            if not ours:
+                line += ' [plain PyTorch: a fault of the backend]'
+            add(rec, line)
+        wrong = [r['model'] for r in records
+                 if r['suite'] == 'compile-grads' and r['ours']
+                 and r['status'] != 'ok']
+        if wrong:
+            print('compiled gradients wrong or not computed for: '
+                  + ', '.join(wrong), flush=True)
+            status = 1
+    return status
 
 
 if __name__ == '__main__':

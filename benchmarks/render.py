@@ -35,6 +35,7 @@ FRRN_B_FULL = (1024, 2048)  # the with_cp goal's size
 NOISY = 1.5  # max / min of the timed runs above which a figure is flagged
 # records of benchmarks/estimate_memory.py: estimates, not measurements
 ESTIMATE = 'memory-estimate'
+GRADS = 'compile-grads'
 
 TEMPLATE = """# Benchmarks
 
@@ -444,6 +445,40 @@ def compile_table(records):
     return lines
 
 
+def grads_table(records):
+    """Compiled against eager gradients of one training step."""
+    recs = [r for r in records if r.get('suite') == GRADS]
+    if not recs:
+        return []
+    lines = [
+        'Gradients of `sum(out ** 2)` after one backward pass, compiled '
+        'against eager (fp32, TF32 off); error: the largest difference over '
+        'the inputs\' and parameters\' gradients, relative to the largest '
+        'magnitude of that gradient. `maxpool-chain` is plain PyTorch (no '
+        'code of this project): a mismatch there is a fault of the '
+        'backend, which the modules of this project avoid (they pool '
+        'through `recomputing_max_pool2d` under torch.compile).', '',
+        '| Device | torch | Module | Ours | Backend | Shape | Max error | '
+        'Worst gradient | Elements off | Verdict |',
+        '|---|---|---|---|---|---|---:|---|---:|---|'
+    ]
+    for rec in recs:
+        if rec['status'] == 'error':
+            lines.append(
+                f'| {rec["device"]} | {rec.get("torch")} | {rec["model"]} | '
+                f'{"yes" if rec["ours"] else "no"} | {rec["backend"]} | '
+                f'{shape_text(rec["shape"])} | - | - | - | error: '
+                f'{rec["reason"]} |')
+            continue
+        lines.append(
+            f'| {rec["device"]} | {rec.get("torch")} | {rec["model"]} | '
+            f'{"yes" if rec["ours"] else "no"} | {rec["backend"]} | '
+            f'{shape_text(rec["shape"])} | {rec["max_rel_error"]:.1e} | '
+            f'`{rec["worst"]}` | {100 * rec["wrong_fraction"]:.0f} % | '
+            f'{"matches" if rec["status"] == "ok" else "WRONG"} |')
+    return lines
+
+
 def estimate_table(records):
     """The records of estimate_memory.py: peak, its parts, where."""
     recs = [r for r in records if r.get('suite') == ESTIMATE]
@@ -668,6 +703,29 @@ def compiled_gain_text(records, gpu):
     return 'compiled / eager latency: ' + '; '.join(parts) if parts else None
 
 
+def grads_goal_text(records, gpu):
+    """'compiled gradients (BACKEND): ...' of the gradient check, or None."""
+    recs = [r for r in records if r.get('suite') == GRADS
+            and is_gpu(r) == gpu]
+    if not recs:
+        return None
+    ours = [r for r in recs if r['ours']]
+    plain = [r for r in recs if not r['ours']]
+    backends = ' / '.join(sorted({r['backend'] for r in recs}))
+    text = (f'compiled gradients ({backends}): '
+            f'{sum(r["status"] == "ok" for r in ours)} of {len(ours)} of '
+            'our modules match eager')
+    for rec in plain:
+        if rec['status'] == 'error':
+            verdict_ = 'not computed'
+        elif rec['status'] == 'ok':
+            verdict_ = 'right'
+        else:
+            verdict_ = f'wrong (max error {rec["max_rel_error"]:.0%})'
+        text += f', plain-PyTorch {rec["model"]} {verdict_}'
+    return text
+
+
 def goals_table(records):
     rows = []
 
@@ -750,10 +808,12 @@ def goals_table(records):
     status = NOT_GPU if gpu_c is None else (
         'met' if gpu_c[1] == 0 else 'missed')
     gpu_text = '; '.join(t for t in (gpu_c[0] if gpu_c else None,
-                                     compiled_gain_text(records, True))
+                                     compiled_gain_text(records, True),
+                                     grads_goal_text(records, True))
                          if t) or NOT_GPU
     cpu_text = '; '.join(t for t in (cpu_c[0] if cpu_c else None,
-                                     compiled_gain_text(records, False))
+                                     compiled_gain_text(records, False),
+                                     grads_goal_text(records, False))
                          if t) or '-'
     rows.append(
         '| Heads and FRRN under torch.compile, AMP, channels_last | no '
@@ -857,7 +917,7 @@ def plot_device(records, device, path, reference=REFERENCE):
 def generated(records, plot_dir, md_dir, reference=REFERENCE):
     lines = [BEGIN, '', '## Results', '']
     main = [r for r in records
-            if r.get('suite') not in ('compile', ESTIMATE)]
+            if r.get('suite') not in ('compile', GRADS, ESTIMATE)]
     devices = sorted({r['device'] for r in main},
                      key=lambda d: (d == 'cpu', d))
     for device in devices:
@@ -901,6 +961,8 @@ def generated(records, plot_dir, md_dir, reference=REFERENCE):
         ('Compiled forward (benchmark_models.py --compile)',
          compiled_table(main)),
         ('torch.compile', compile_table(records)),
+        ('Compiled gradients (check_compile.py --checks grads)',
+         grads_table(records)),
         ('Estimated peak training memory (any device)',
          estimate_table(records)),
         ('Goals of issue 7', goals_table(records)),

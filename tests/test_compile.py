@@ -6,7 +6,16 @@ and under bf16 autocast, with NCHW and channels_last inputs and with
 gradient checkpointing: every case must give a single graph without graph
 breaks. ``benchmarks/check_compile.py`` runs the same check on whole
 segmentors, the loss and the full-size modules.
+
+Compiled (Inductor) training must give the eager gradients: the CRP in
+both orders, with and without recomputation, and (slow) a whole head.
+``check_compile.py --checks grads`` writes the same comparison as records;
+its tests run it with AOT autograd only, and check that a backend giving
+wrong gradients is caught.
 """
+import json
+import os.path as osp
+
 import pytest
 import torch
 
@@ -14,7 +23,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 import mmseg_refinenet  # noqa: F401
-from mmseg_refinenet.utils.benchmark import graph_breaks
+from mmseg_refinenet.utils.benchmark import (
+    eager_and_compiled_gradients, graph_breaks)
 
 register_all_modules()
 
@@ -105,22 +115,6 @@ def test_graph_breaks_reports_the_reason_and_place():
     assert any('test_compile.py' in r for r in result['reasons'])
 
 
-def _grads_eager_and_compiled(module, inputs):
-    """Input and parameter gradients of sum(out ** 2), eager and compiled
-    (Inductor, the default backend), on two copies of ``module``."""
-    import copy
-    results = []
-    for compiled in (False, True):
-        mod = copy.deepcopy(module).train()
-        leaves = [t.detach().clone().requires_grad_() for t in inputs]
-        fn = torch.compile(mod) if compiled else mod
-        fn(*leaves).square().sum().backward()
-        results.append([t.grad for t in leaves] +
-                       [p.grad for p in mod.parameters()])
-    torch._dynamo.reset()
-    return results
-
-
 @pytest.mark.parametrize('order', ['pool_conv', 'conv_pool'])
 @pytest.mark.parametrize('recompute', [True, False])
 def test_compiled_crp_gives_the_eager_gradients(order, recompute):
@@ -131,7 +125,7 @@ def test_compiled_crp_gives_the_eager_gradients(order, recompute):
     torch.manual_seed(0)
     crp = MODELS.build(dict(type='ChainedResidualPooling', channels=4,
                             order=order, recompute_pooling=recompute))
-    eager, compiled = _grads_eager_and_compiled(
+    _, eager, compiled = eager_and_compiled_gradients(
         crp, [torch.randn(2, 4, 8, 8)])
     for e, c in zip(eager, compiled):
         torch.testing.assert_close(c, e, rtol=1e-4, atol=1e-4)
@@ -155,6 +149,68 @@ def test_compiled_refinenet_head_gives_the_eager_gradients():
         def forward(self, *feats):
             return self.head(list(feats))
 
-    eager, compiled = _grads_eager_and_compiled(Head(), feats)
+    _, eager, compiled = eager_and_compiled_gradients(Head(), feats)
     for e, c in zip(eager, compiled):
         torch.testing.assert_close(c, e, rtol=1e-4, atol=1e-4)
+
+
+BENCHMARKS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                      'benchmarks')
+CHECK_COMPILE = osp.join(BENCHMARKS, 'check_compile.py')
+RENDER = osp.join(BENCHMARKS, 'render.py')
+
+
+def test_check_compile_gradient_records(run_script_main, tmp_path):
+    """``check_compile.py --checks grads``, with AOT autograd and no code
+    generation (Inductor's would take minutes on 2 cores): one record per
+    module, all matching, written as the run goes."""
+    out = tmp_path / 'grads.json'
+    proc = run_script_main(CHECK_COMPILE, '--checks', 'grads',
+                           '--grads-backend', 'aot_eager', '--device', 'cpu',
+                           '--out', out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    records = json.loads(out.read_text())
+    assert [(r['model'], r['ours']) for r in records] == [
+        ('maxpool-chain', False), ('crp', True), ('crp-conv_pool', True),
+        ('head', True)]
+    for rec in records:
+        assert rec['suite'] == 'compile-grads'
+        assert rec['backend'] == 'aot_eager'
+        assert rec['status'] == 'ok', rec
+        assert rec['max_rel_error'] <= 1e-5 and rec['worst']
+    assert 'plain PyTorch' in proc.stdout
+
+    md = tmp_path / 'benchmarks.md'
+    proc = run_script_main(RENDER, out, '--out', md)
+    assert proc.returncode == 0, proc.stderr
+    text = md.read_text()
+    assert '## Compiled gradients' in text
+    assert '| cpu | ' in text and '| crp-conv_pool | yes | aot_eager |' in text
+    assert ('compiled gradients (aot_eager): 3 of 3 of our modules match '
+            'eager, plain-PyTorch maxpool-chain right') in text
+
+
+def test_check_compile_gradients_catch_a_wrong_backend(load_script):
+    """A backend whose compiled forward doubles the output (so the
+    gradients of sum(out ** 2) are 4x): the record says mismatch."""
+    script = load_script(CHECK_COMPILE)
+
+    def doubling(gm, example_inputs):
+        def run(*args):
+            outputs = gm(*args)
+            return type(outputs)(2 * o for o in outputs)
+        return run
+
+    name, module, inputs, ours = script.gradient_cases('cpu')[1]
+    rec = script.check_gradients(name, module, inputs, ours, {}, doubling)
+    assert rec['status'] == 'mismatch' and rec['backend'] == 'doubling'
+    assert rec['max_rel_error'] == pytest.approx(3, rel=1e-4)
+    # the input's gradient, zero where the CRP's leading ReLU cut
+    assert rec['worst'] == 'input.0' and rec['wrong_fraction'] > 0.4
+
+
+def test_check_compile_refuses_an_unknown_backend(run_script_main):
+    proc = run_script_main(CHECK_COMPILE, '--checks', 'grads',
+                           '--grads-backend', 'fastest')
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --grads-backend: 'fastest'")

@@ -392,3 +392,57 @@ def test_prebuilt_mmcv_bad_arguments(tmp_path):
     assert_error(run(PREBUILT, 'stamp', tmp_path), 'no mmcv-2.1.0-*.whl',
                  'to stamp')
     assert_error(run(PREBUILT, 'recheck', tmp_path), 'invalid choice')
+
+
+RUNBOOK = osp.join(REPO, 'docs', 'gpu_runbook.md')
+
+
+def runbook_calls():
+    """The commands of the runbook's device calls (``SECONDS=0; ...``)."""
+    import re
+    with open(RUNBOOK) as f:
+        return re.findall(r'```bash\n(SECONDS=0;[^\n]*)\n```', f.read())
+
+
+def runbook_python_commands():
+    """(call number, argv) of every ``python SCRIPT ...`` in those calls,
+    with ``$OUT``, ``$MMSEG_RN_STATE`` and ``$((... - SECONDS))`` made
+    concrete."""
+    import re
+    import shlex
+    found = []
+    for number, call in enumerate(runbook_calls(), 1):
+        call = re.sub(r'\$\(\([^)]*\)\)', '100', call)
+        call = call.replace('$OUT', '/tmp/out').replace(
+            '$MMSEG_RN_STATE', '/tmp/state')
+        for part in re.split(r'&&|;|\|', call):
+            words = [w for w in shlex.split(part) if w != '2>&1']
+            if words[:1] == ['timeout']:
+                words = words[2:]
+            if words[:1] == ['python']:
+                found.append((number, words[1:]))
+    return found
+
+
+def test_runbook_calls_fit_the_device_tool():
+    """Four calls, each one line within the tool's 2,000 characters."""
+    calls = runbook_calls()
+    assert len(calls) == 4
+    assert all(len(call) <= 2000 for call in calls)
+
+
+@pytest.mark.parametrize('number,argv', [
+    pytest.param(number, argv, id=f'call{number}-'
+                 f'{osp.basename(argv[0])}-{argv[1]}')
+    for number, argv in runbook_python_commands()])
+def test_runbook_commands_parse(number, argv, load_script, monkeypatch):
+    """Every script the runbook runs on the GPU machine exists and takes
+    the options written there: a renamed option must not cost a lent
+    session."""
+    script = osp.join(REPO, argv[0])
+    assert osp.isfile(script), f'call {number}: no {argv[0]}'
+    monkeypatch.syspath_prepend(osp.dirname(script))  # as `python script`
+    try:
+        load_script(script).parse_args(argv[1:])
+    except SystemExit as e:
+        pytest.fail(f'call {number}: {" ".join(argv)} refused ({e.code})')
