@@ -36,6 +36,8 @@ NOISY = 1.5  # max / min of the timed runs above which a figure is flagged
 # records of benchmarks/estimate_memory.py: estimates, not measurements
 ESTIMATE = 'memory-estimate'
 GRADS = 'compile-grads'
+# records of benchmarks/paired_latency.py: ratios from interleaved rounds
+PAIRED = 'paired'
 
 TEMPLATE = """# Benchmarks
 
@@ -445,6 +447,44 @@ def compile_table(records):
     return lines
 
 
+def paired_table(records):
+    """Latency ratios measured in interleaved rounds."""
+    recs = [r for r in records if r.get('suite') == PAIRED]
+    if not recs:
+        return []
+    lines = [
+        'Every model built first, then rounds of one eval forward each, in '
+        'an order rotated every round: a ratio is taken between runs '
+        'seconds apart, within a round, so that a drift of the machine\'s '
+        'speed cancels out. Ratio: the median over the rounds of the '
+        'model\'s time over the reference\'s, with its quartiles; speed-up '
+        '= 1 / ratio (batch 1, a stand-in for the throughput ratio).', '',
+        '| Device | Shape | Batch | dtype | Format | Model | Latency ms '
+        '(min..max) | Ratio (q1..q3) | Speed-up | Rounds | Commit |',
+        '|---|---|---:|---|---|---|---:|---:|---:|---:|---|'
+    ]
+    key = (lambda r: (r['device'], tuple(r['shape']), r['dtype'],
+                      bool(r['channels_last'])))
+    for rec in sorted(recs, key=key):
+        if not ok(rec):
+            lines.append(
+                f'| {rec["device"]} | {shape_text(rec["shape"])} | '
+                f'{rec["batch"]} | {rec["dtype"]} | '
+                f'{cl_text(rec["channels_last"])} | {rec["model"]} | '
+                f'{rec.get("reason")} | - | - | - | - |')
+            continue
+        lines.append(
+            f'| {rec["device"]} | {shape_text(rec["shape"])} | '
+            f'{rec["batch"]} | {rec["dtype"]} | '
+            f'{cl_text(rec["channels_last"])} | {rec["model"]} | '
+            f'{fmt(rec["latency_ms"])} ({fmt(rec["latency_ms_min"])}..'
+            f'{fmt(rec["latency_ms_max"])}) | x{rec["ratio"]:.2f} '
+            f'({rec["ratio_q1"]:.2f}..{rec["ratio_q3"]:.2f}) | '
+            f'x{1 / rec["ratio"]:.2f} | {rec["rounds"]} | '
+            f'{(rec.get("commit") or "?")[:7]} |')
+    return lines
+
+
 def grads_table(records):
     """Compiled against eager gradients of one training step."""
     recs = [r for r in records if r.get('suite') == GRADS]
@@ -703,6 +743,22 @@ def compiled_gain_text(records, gpu):
     return 'compiled / eager latency: ' + '; '.join(parts) if parts else None
 
 
+def paired_goal_text(records, model, gpu):
+    """'paired speed-up xN (q..q; dtype, format, shape, device)' of the
+    model's paired_latency.py records, or None."""
+    parts = [
+        f'x{1 / rec["ratio"]:.2f} ({1 / rec["ratio_q3"]:.2f}..'
+        f'{1 / rec["ratio_q1"]:.2f}; {rec["dtype"]}, '
+        f'{cl_text(rec["channels_last"])}, {shape_text(rec["shape"])}, '
+        f'{rec["device"]})'
+        for rec in records
+        if rec.get('suite') == PAIRED and rec['model'] == model and ok(rec)
+        and is_gpu(rec) == gpu and rec.get('reference') == REFERENCE
+    ]
+    return ('paired batch-1 speed-up ' + '; '.join(parts)) if parts \
+        else None
+
+
 def grads_goal_text(records, gpu):
     """'compiled gradients (BACKEND): ...' of the gradient check, or None."""
     recs = [r for r in records if r.get('suite') == GRADS
@@ -729,14 +785,21 @@ def grads_goal_text(records, gpu):
 def goals_table(records):
     rows = []
 
-    def add(goal, target, gpu_parts, test, cpu_text):
-        gpu_text = '; '.join(t for _, t in gpu_parts) or NOT_GPU
+    def add(goal, target, gpu_parts, test, cpu_text, gpu_extra=None):
+        # gpu_extra: shown next to the GPU figure, not judged by the test
+        gpu_text = '; '.join([t for _, t in gpu_parts] +
+                             ([gpu_extra] if gpu_extra else [])) or NOT_GPU
         rows.append(f'| {goal} | {target} | {gpu_text} | '
                     f'{verdict(gpu_parts, test)} | {cpu_text} |')
 
     def cpu_ratio(model, key):
         return '; '.join(t for _, t in ratio_goal(records, model, key,
                                                   False)) or '-'
+
+    def throughput_cpu_text(model):
+        parts = [cpu_ratio(model, 'throughput_img_s'),
+                 paired_goal_text(records, model, False)]
+        return '; '.join(p for p in parts if p and p != '-') or '-'
 
     estimate = estimate_ratio_text(records, 'RefineNet-R101', (512, 1024),
                                    2)
@@ -751,12 +814,14 @@ def goals_table(records):
         f'>= 1.3x {REFERENCE}',
         ratio_goal(records, 'RefineNet-R101', 'throughput_img_s', True,
                    (512, 1024)), lambda v: v >= 1.3,
-        cpu_ratio('RefineNet-R101', 'throughput_img_s'))
+        throughput_cpu_text('RefineNet-R101'),
+        paired_goal_text(records, 'RefineNet-R101', True))
     add('LW-RefineNet-R101 inference throughput, 512x1024',
         f'>= 3x {REFERENCE}',
         ratio_goal(records, 'LW-RefineNet-R101', 'throughput_img_s', True,
                    (512, 1024)), lambda v: v >= 3,
-        cpu_ratio('LW-RefineNet-R101', 'throughput_img_s'))
+        throughput_cpu_text('LW-RefineNet-R101'),
+        paired_goal_text(records, 'LW-RefineNet-R101', True))
     h100 = [r for r in records if 'H100' in (r.get('device') or '')]
     add('FRRN B forward, 512x1024, batch 1, H100 bf16', '< 15 ms',
         latency_goal(h100, 'FRRN B', (512, 1024)), lambda v: v < 15,
@@ -917,7 +982,7 @@ def plot_device(records, device, path, reference=REFERENCE):
 def generated(records, plot_dir, md_dir, reference=REFERENCE):
     lines = [BEGIN, '', '## Results', '']
     main = [r for r in records
-            if r.get('suite') not in ('compile', GRADS, ESTIMATE)]
+            if r.get('suite') not in ('compile', GRADS, ESTIMATE, PAIRED)]
     devices = sorted({r['device'] for r in main},
                      key=lambda d: (d == 'cpu', d))
     for device in devices:
@@ -960,6 +1025,8 @@ def generated(records, plot_dir, md_dir, reference=REFERENCE):
          effect_table(main)),
         ('Compiled forward (benchmark_models.py --compile)',
          compiled_table(main)),
+        ('Paired latency (paired_latency.py: interleaved rounds)',
+         paired_table(records)),
         ('torch.compile', compile_table(records)),
         ('Compiled gradients (check_compile.py --checks grads)',
          grads_table(records)),

@@ -394,3 +394,86 @@ def test_crp_recompute_cost_times_both_settings(tmp_path):
     assert '2 runs each' in lines[0]
     assert [line.split(':')[0] for line in lines[1:]] == [
         'recompute_pooling=False', 'recompute_pooling=True ']
+
+
+PAIRED = osp.join(REPO, 'benchmarks', 'paired_latency.py')
+
+
+def test_paired_stats_cancel_a_drift(load_script):
+    """The machine slows down 1.5x over the rounds and a model always takes
+    0.8x the reference's time of the same round: the paired ratio is 0.8
+    in every round, though the model's later times exceed the reference's
+    earlier ones."""
+    script = load_script(PAIRED)
+    drift = [1.0, 1.1, 1.25, 1.4, 1.5]
+    times = {'ref': [100 * d for d in drift],
+             'model': [80 * d for d in drift]}
+    stats = script.paired_stats(times, 'ref')
+    assert stats['ref']['ratio'] == 1.0
+    model = stats['model']
+    assert model['ratio'] == pytest.approx(0.8)
+    assert model['ratio_q1'] == pytest.approx(0.8)
+    assert model['ratio_q3'] == pytest.approx(0.8)
+    assert model['latency_ms'] == pytest.approx(100.0)  # 80 x 1.25
+    assert model['rounds'] == 5
+    with pytest.raises(ValueError, match='2 rounds'):
+        script.paired_stats({'ref': [1, 2, 3], 'model': [1, 2]}, 'ref')
+    # every model at every place of a round once over n rounds
+    orders = [script.round_order(3, r) for r in range(3)]
+    assert orders == [[0, 1, 2], [1, 2, 0], [2, 0, 1]]
+
+
+def test_paired_latency_records_and_render(tmp_path, tiny_frrn_config,
+                                           run_script_main):
+    out = tmp_path / 'paired.json'
+    proc = run_script_main(PAIRED, '--models', f'RefineNet-R18={R18}',
+                           f'FRRN-tiny={tiny_frrn_config}', '--shape', '32',
+                           '64', '--rounds', '3', '--warmup', '0',
+                           '--no-git-status', '--out', out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = json.loads(out.read_text())
+    assert [r['model'] for r in records] == ['RefineNet-R18', 'FRRN-tiny']
+    for rec in records:
+        assert rec['suite'] == 'paired' and rec['status'] == 'ok'
+        assert rec['reference'] == 'RefineNet-R18' and rec['rounds'] == 3
+        assert rec['shape'] == [32, 64] and rec['batch'] == 1
+        assert rec['ratio_min'] <= rec['ratio_q1'] <= rec['ratio'] <= \
+            rec['ratio_q3'] <= rec['ratio_max']
+        assert rec['latency_ms_min'] <= rec['latency_ms'] > 0
+        assert rec['torch'] and rec['command']
+    assert records[0]['ratio'] == 1.0
+    assert 'round 3: FRRN-tiny x' in proc.stderr
+
+    md = tmp_path / 'benchmarks.md'
+    proc = run_script_main(RENDER, out, '--out', md)
+    assert proc.returncode == 0, proc.stderr
+    text = md.read_text()
+    assert '## Paired latency' in text
+    assert '| cpu | 32x64 | 1 | fp32 | NCHW | FRRN-tiny |' in text
+
+
+@pytest.mark.parametrize('args,fragment', [
+    (['--models', 'frrn_a', 'frrn_b', '--reference', 'unet_s5'],
+     "--reference 'unet_s5'"),
+    (['--models', 'frrn_a', 'frrn_a'], 'named twice'),
+    (['--warmup', '-1'], '--warmup'),
+    (['--dtype', 'fp8'], 'fp8'),
+])
+def test_paired_latency_wrong_arguments(tmp_path, args, fragment,
+                                        run_script_main):
+    proc = run_script_main(PAIRED, *args, '--out', tmp_path / 'p.json')
+    assert_refused(proc, fragment, tmp_path)
+    assert not (tmp_path / 'p.json').exists()
+
+
+def test_paired_latency_time_limit(tmp_path, tiny_frrn_config):
+    """The script as a process; the time limit stops it after the first
+    round, and the records say how many rounds there were."""
+    out = tmp_path / 'paired.json'
+    proc = run(PAIRED, '--models', f'a={tiny_frrn_config}',
+               f'b={tiny_frrn_config}', '--shape', '32', '32', '--rounds',
+               '50', '--warmup', '0', '--time-limit', '0.001',
+               '--no-git-status', '--out', str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'time limit: 1 of 50 rounds' in proc.stderr
+    assert [r['rounds'] for r in json.loads(out.read_text())] == [1, 1]
