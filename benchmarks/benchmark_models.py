@@ -324,6 +324,33 @@ def find_model(name, models, option, required=True):
     return dict(key=None, label=name)
 
 
+def set_up_run(args):
+    """Registers MMSeg's modules and ours (default scope ``mmseg``), checks
+    every config of ``args.models`` before any work (one ``error:`` line
+    and exit 2 otherwise), and sets up the device of ``args.device``:
+    torch's threads (``args.threads``) and cuDNN's autotuner. Returns the
+    device."""
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    init_default_scope('mmseg')
+
+    import mmseg_refinenet  # noqa: F401  (registers our modules)
+    bm = benchmark()
+    for model in args.models:
+        try:
+            bm.resolve_config(config_path(model['config']))
+        except bm.BenchmarkError as e:
+            fail(str(e))
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device == 'cuda':
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
 def config_path(config):
     if '::' in config or osp.isabs(config) or osp.isfile(config):
         return config
@@ -813,25 +840,8 @@ def default_out(device_label, quick):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.registry import init_default_scope
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    init_default_scope('mmseg')
-    import mmseg_refinenet  # noqa: F401  (registers our modules)
-    import torch
     bm = benchmark()
-
-    # Check every config before any work.
-    for model in args.models:
-        try:
-            bm.resolve_config(config_path(model['config']))
-        except bm.BenchmarkError as e:
-            fail(str(e))
-    device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if device == 'cuda':
-        torch.backends.cudnn.benchmark = True
+    device = set_up_run(args)
     if args.max_batch is None:
         args.max_batch = 64 if device == 'cuda' else 4
     if args.budget is None:

@@ -32,11 +32,12 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_models import (REFERENCE, Results,  # noqa
-                              benchmark, config_path, error_text,
-                              models_parser, progress, resolve_models)
+                              benchmark, set_up_run,
+                              config_path, error_text, models_parser,
+                              progress, resolve_models)
 
 from mmseg_refinenet.utils.cli import (fail, positive_float,  # noqa: E402
-                                       positive_int, resolve_device)
+                                       positive_int)
 
 SUITE = 'paired'
 # the models of the inference goals of issue 7 and the reference
@@ -164,23 +165,9 @@ def make_record(env, args, info, stats=None, reason=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.registry import init_default_scope
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    init_default_scope('mmseg')
-    import mmseg_refinenet  # noqa: F401  (registers our modules)
     import torch
     bm = benchmark()
-    for info in args.models:  # every config checked before any work
-        try:
-            bm.resolve_config(config_path(info['config']))
-        except bm.BenchmarkError as e:
-            fail(str(e))
-    device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if device == 'cuda':
-        torch.backends.cudnn.benchmark = True
+    device = set_up_run(args)
     env = bm.environment(device, REPO, check_dirty=not args.no_git_status)
     env['command'] = shlex.join(['python'] + sys.argv)
     out = args.out or osp.join(

@@ -226,6 +226,22 @@ def run_script_main(capsys, monkeypatch):
     return run
 
 
+@pytest.fixture
+def render_page(run_script_main, tmp_path):
+    """The function ``(*result_files) -> text`` of the page that
+    ``benchmarks/render.py`` makes of those result files (in this
+    process, in a folder of the test's own)."""
+    render = osp.join(REPO_ROOT, 'benchmarks', 'render.py')
+
+    def run(*paths):
+        page = tmp_path / 'rendered' / 'benchmarks.md'
+        proc = run_script_main(render, *paths, '--out', page)
+        assert proc.returncode == 0, proc.stderr
+        return page.read_text()
+
+    return run
+
+
 def _free_port():
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))

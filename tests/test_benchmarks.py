@@ -424,7 +424,7 @@ def test_paired_stats_cancel_a_drift(load_script):
 
 
 def test_paired_latency_records_and_render(tmp_path, tiny_frrn_config,
-                                           run_script_main):
+                                           run_script_main, render_page):
     out = tmp_path / 'paired.json'
     proc = run_script_main(PAIRED, '--models', f'RefineNet-R18={R18}',
                            f'FRRN-tiny={tiny_frrn_config}', '--shape', '32',
@@ -444,10 +444,7 @@ def test_paired_latency_records_and_render(tmp_path, tiny_frrn_config,
     assert records[0]['ratio'] == 1.0
     assert 'round 3: FRRN-tiny x' in proc.stderr
 
-    md = tmp_path / 'benchmarks.md'
-    proc = run_script_main(RENDER, out, '--out', md)
-    assert proc.returncode == 0, proc.stderr
-    text = md.read_text()
+    text = render_page(out)
     assert '## Paired latency' in text
     assert '| cpu | 32x64 | 1 | fp32 | NCHW | FRRN-tiny |' in text
 

@@ -154,13 +154,12 @@ def test_compiled_refinenet_head_gives_the_eager_gradients():
         torch.testing.assert_close(c, e, rtol=1e-4, atol=1e-4)
 
 
-BENCHMARKS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                      'benchmarks')
-CHECK_COMPILE = osp.join(BENCHMARKS, 'check_compile.py')
-RENDER = osp.join(BENCHMARKS, 'render.py')
+CHECK_COMPILE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                         'benchmarks', 'check_compile.py')
 
 
-def test_check_compile_gradient_records(run_script_main, tmp_path):
+def test_check_compile_gradient_records(run_script_main, render_page,
+                                        tmp_path):
     """``check_compile.py --checks grads``, with AOT autograd and no code
     generation (Inductor's would take minutes on 2 cores): one record per
     module, all matching, written as the run goes."""
@@ -180,10 +179,7 @@ def test_check_compile_gradient_records(run_script_main, tmp_path):
         assert rec['max_rel_error'] <= 1e-5 and rec['worst']
     assert 'plain PyTorch' in proc.stdout
 
-    md = tmp_path / 'benchmarks.md'
-    proc = run_script_main(RENDER, out, '--out', md)
-    assert proc.returncode == 0, proc.stderr
-    text = md.read_text()
+    text = render_page(out)
     assert '## Compiled gradients' in text
     assert '| cpu | ' in text and '| crp-conv_pool | yes | aot_eager |' in text
     assert ('compiled gradients (aot_eager): 3 of 3 of our modules match '
