@@ -417,6 +417,8 @@ def runbook_python_commands():
             '$MMSEG_RN_STATE', '/tmp/state')
         for part in re.split(r'&&|;|\|', call):
             words = [w for w in shlex.split(part) if w != '2>&1']
+            if words[:1] in (['then'], ['else'], ['do']):
+                words = words[1:]
             if words[:1] == ['timeout']:
                 words = words[2:]
             if words[:1] == ['python']:
