@@ -466,19 +466,15 @@ def paired_table(records):
     key = (lambda r: (r['device'], tuple(r['shape']), r['dtype'],
                       bool(r['channels_last'])))
     for rec in sorted(recs, key=key):
-        if not ok(rec):
-            lines.append(
-                f'| {rec["device"]} | {shape_text(rec["shape"])} | '
+        what = (f'| {rec["device"]} | {shape_text(rec["shape"])} | '
                 f'{rec["batch"]} | {rec["dtype"]} | '
-                f'{cl_text(rec["channels_last"])} | {rec["model"]} | '
-                f'{rec.get("reason")} | - | - | - | - |')
+                f'{cl_text(rec["channels_last"])} | {rec["model"]} | ')
+        if not ok(rec):
+            lines.append(what + f'{rec.get("reason")} | - | - | - | - |')
             continue
         lines.append(
-            f'| {rec["device"]} | {shape_text(rec["shape"])} | '
-            f'{rec["batch"]} | {rec["dtype"]} | '
-            f'{cl_text(rec["channels_last"])} | {rec["model"]} | '
-            f'{fmt(rec["latency_ms"])} ({fmt(rec["latency_ms_min"])}..'
-            f'{fmt(rec["latency_ms_max"])}) | x{rec["ratio"]:.2f} '
+            what + f'{fmt(rec["latency_ms"])} ({fmt(rec["latency_ms_min"])}'
+            f'..{fmt(rec["latency_ms_max"])}) | x{rec["ratio"]:.2f} '
             f'({rec["ratio_q1"]:.2f}..{rec["ratio_q3"]:.2f}) | '
             f'x{1 / rec["ratio"]:.2f} | {rec["rounds"]} | '
             f'{(rec.get("commit") or "?")[:7]} |')
@@ -503,18 +499,15 @@ def grads_table(records):
         '|---|---|---|---|---|---|---:|---|---:|---|'
     ]
     for rec in recs:
-        if rec['status'] == 'error':
-            lines.append(
-                f'| {rec["device"]} | {rec.get("torch")} | {rec["model"]} | '
+        what = (f'| {rec["device"]} | {rec.get("torch")} | {rec["model"]} | '
                 f'{"yes" if rec["ours"] else "no"} | {rec["backend"]} | '
-                f'{shape_text(rec["shape"])} | - | - | - | error: '
-                f'{rec["reason"]} |')
+                f'{shape_text(rec["shape"])} | ')
+        if rec['status'] == 'error':
+            lines.append(what + f'- | - | - | error: {rec["reason"]} |')
             continue
         lines.append(
-            f'| {rec["device"]} | {rec.get("torch")} | {rec["model"]} | '
-            f'{"yes" if rec["ours"] else "no"} | {rec["backend"]} | '
-            f'{shape_text(rec["shape"])} | {rec["max_rel_error"]:.1e} | '
-            f'`{rec["worst"]}` | {100 * rec["wrong_fraction"]:.0f} % | '
+            what + f'{rec["max_rel_error"]:.1e} | `{rec["worst"]}` | '
+            f'{100 * rec["wrong_fraction"]:.0f} % | '
             f'{"matches" if rec["status"] == "ok" else "WRONG"} |')
     return lines
 
