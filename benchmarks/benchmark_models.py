@@ -452,15 +452,28 @@ def compiled_groups(args):
 # records
 # --------------------------------------------------------------------------
 class Results:
-    """The result file: the list of records, rewritten after each one."""
+    """The result file: the list of records, rewritten (atomically) after
+    each change, so that a run cut short keeps what it did. Without a path
+    the records are only kept in memory."""
 
     def __init__(self, path):
         self.path = path
         self.records = []
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        if path is not None:
+            os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
 
     def add(self, record):
         self.records.append(record)
+        self._write()
+
+    def replace(self, records):
+        """All the records at once, e.g. figures updated by a new round."""
+        self.records = list(records)
+        self._write()
+
+    def _write(self):
+        if self.path is None:
+            return
         tmp = self.path + '.tmp'
         with open(tmp, 'w') as f:
             json.dump(self.records, f, indent=1, default=str)

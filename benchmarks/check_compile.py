@@ -38,8 +38,6 @@ after every case (a run cut short keeps what it did)::
 same structure as the configs; ``--size full`` the configs' widths (FRRN A
 at 256x512, the RefineNet-R101 head on the features of a 512x1024 image).
 """
-import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -48,6 +46,8 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark_models import Results  # noqa: E402
 
 from mmseg_refinenet.utils.cli import (  # noqa: E402
     OneLineArgumentParser, fail, silence_library_notices)
@@ -346,12 +346,6 @@ def cases_for(args):
     return cases
 
 
-def write(records, path):
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(records, f, indent=1)
-
-
 def main(argv=None):
     args = parse_args(argv)
     from mmseg.utils import register_all_modules
@@ -371,13 +365,11 @@ def main(argv=None):
                  f'{", ".join(dynamo.list_backends())})')
     env = bm.environment(device, REPO, check_dirty=False)
     env['command'] = ' '.join(['python'] + sys.argv)
-    records = []
+    results = Results(args.out)  # written after every case
 
     def add(record, line):
-        records.append(record)
+        results.add(record)
         print(line, flush=True)
-        if args.out:
-            write(records, args.out)
 
     if 'breaks' in args.checks:
         cases = build_cases(args.size, device) + [loss_case(device)]
@@ -399,7 +391,7 @@ def main(argv=None):
                          f'{rec["eager_ms"]:.2f} ms')
             add(rec, '\n'.join([line] + [f'    {r}' for r in rec['reasons']]))
     status = 0
-    breaks = [r for r in records if r['suite'] == 'compile']
+    breaks = [r for r in results.records if r['suite'] == 'compile']
     if breaks:
         ours = sum(r['breaks_in_our_code'] for r in breaks)
         total = sum(r['breaks'] for r in breaks)
@@ -424,7 +416,7 @@ def main(argv=None):
             if not ours:
                 line += ' [plain PyTorch: a fault of the backend]'
             add(rec, line)
-        wrong = [r['model'] for r in records
+        wrong = [r['model'] for r in results.records
                  if r['suite'] == 'compile-grads' and r['ours']
                  and r['status'] != 'ok']
         if wrong:

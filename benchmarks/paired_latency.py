@@ -186,11 +186,12 @@ def main(argv=None):
     x = bm.make_input(args.batch, args.shape, device, args.channels_last)
 
     def forward(label):
-        start = time.perf_counter()
-        with torch.no_grad(), bm.autocast(device, args.dtype):
-            models[label](x, mode='tensor')
-        bm.sync(device)
-        return (time.perf_counter() - start) * 1000.0
+        """One eval forward of the model, in ms."""
+        def run():
+            with torch.no_grad(), bm.autocast(device, args.dtype):
+                models[label](x, mode='tensor')
+        (ms, ) = bm.timed(run, 0, 1, device)
+        return ms
 
     progress(f'{env["device"]} ({env["threads"]} threads), {len(labels)} '
              f'models at {args.shape[0]}x{args.shape[1]}, batch '
@@ -201,6 +202,7 @@ def main(argv=None):
         for i in round_order(len(labels), r):
             forward(labels[i])
     times = {label: [] for label in labels}
+    results = Results(out)  # the file holds the rounds done so far
     for r in range(args.rounds):
         if r and deadline is not None and time.monotonic() > deadline:
             progress(f'time limit: {r} of {args.rounds} rounds')
@@ -208,11 +210,9 @@ def main(argv=None):
         for i in round_order(len(labels), r):
             times[labels[i]].append(forward(labels[i]))
         stats = paired_stats(times, reference)
-        results = Results(out)  # the file holds the rounds done so far
-        for info in args.models:
-            label = info['label']
-            results.add(make_record(env, args, info, stats.get(label),
-                                    failed.get(label)))
+        results.replace(
+            make_record(env, args, info, stats.get(info['label']),
+                        failed.get(info['label'])) for info in args.models)
         progress(f'round {r + 1}: ' + ', '.join(
             f'{label} x{stats[label]["ratio"]:.2f}' for label in labels
             if label != reference))
