@@ -77,6 +77,108 @@ def test_schedule_refuses_too_few_iterations():
     assert tool.schedule_for(8, 'none', 1, 1)['warmup_iters'] == 2
 
 
+def test_propose_iterations():
+    """The most whole rounds of iterations that fit after the start-up
+    minute with 10 % slack; a budget that fits none is refused."""
+    # (400 - 60) / (0.5 * 1.1) = 618.2 -> 600
+    assert tool.propose_iterations(0.5, 400, 100) == 600
+    assert tool.propose_iterations(0.5, 400, 8) == 616
+    with pytest.raises(ValueError, match='fewer than one round of 100'):
+        tool.propose_iterations(0.5, 110, 100)
+    with pytest.raises(ValueError, match='fewer than one round'):
+        tool.propose_iterations(0.5, -20, 100)  # the deadline has passed
+
+
+def test_calibrate_takes_one_budget():
+    """--budget-min or --ends-in, exactly one of them."""
+    args = tool.parse_args(['calibrate', '--ends-in', '420'])
+    assert args.ends_in == 420 and args.budget_min is None
+    for argv in (['calibrate'],
+                 ['calibrate', '--ends-in', '420', '--budget-min', '6']):
+        proc = subprocess.run([sys.executable, TOOL, *argv],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert proc.stderr.startswith('error: ') and (
+            '--budget-min' in proc.stderr and '--ends-in' in proc.stderr)
+
+
+def trained_run(tmp_path, keys):
+    """A run whose ``keys`` finished training, with a best checkpoint."""
+    run = tool.Run(str(tmp_path / 'run'))
+    run.makedirs()
+    data = tmp_path / 'data'
+    os.makedirs(data / 'img_dir' / 'test')
+    sched = tool.schedule_for(100, 'bf16', 3, len(keys))
+    sched.update(models=list(keys), data_root=str(data))
+    tool._write_json(run.path('schedule.json'), sched)
+    for key in keys:
+        fake_work_dir(run.work_dir(key))
+        tool._write_json(run.state_file(key), dict(segments=[
+            dict(pid=1, start=0, end=1, rc=0, command='python x')]))
+    return run
+
+
+def test_test_jobs_single_scale_first(tmp_path):
+    """All single-scale tests come before the multi-scale ones, and what
+    was tested already is not run again."""
+    keys = ['frrn-a', 'refinenet-r50', 'fcn-r50-d8']
+    run = trained_run(tmp_path, keys)
+    sched = json.loads(open(run.path('schedule.json')).read())
+    names = [name for name, _ in tool.test_jobs(run, sched)]
+    assert names == [f'ss-{k}' for k in keys] + [f'ms_flip-{k}'
+                                                 for k in keys]
+    args = dict(tool.test_jobs(run, sched))
+    assert '--tta' in args['ms_flip-fcn-r50-d8']
+    assert '--tta' not in args['ss-fcn-r50-d8']
+    assert args['ss-frrn-a'][2].endswith('best_mIoU_iter_100.pth')
+    tool._write_json(run.state_file('ss-refinenet-r50', 'test'), dict(
+        segments=[dict(pid=1, start=0, end=1, rc=0, command='x')]))
+    names = [name for name, _ in tool.test_jobs(run, sched)]
+    assert 'ss-refinenet-r50' not in names and len(names) == 5
+
+
+def test_test_stops_at_its_deadline(tmp_path, monkeypatch):
+    """Tests still running at --max-s are stopped (their whole session)
+    and reported with exit status 3; the figure's predictions are written
+    all the same, and a second `test` runs only what is missing."""
+    keys = ['frrn-a', 'unet-s5-d16']
+    run = trained_run(tmp_path, keys)
+    real_launch = tool.launch
+    launched, predicted = [], []
+
+    def stand_in(run_, name, phase, args, env=None):
+        # single scale: done at once; ms+flip: hangs, with a child process
+        # of its own, as tools/test.py's loader workers
+        launched.append(name)
+        code = ('print("ok")' if name.startswith('ss-') else
+                'import subprocess, sys, time; subprocess.Popen([sys.'
+                'executable, "-c", "import time; time.sleep(120)"]); '
+                'time.sleep(120)')
+        return real_launch(run_, name, phase, ['-c', code], env=env)
+
+    monkeypatch.setattr(tool, 'launch', stand_in)
+    monkeypatch.setattr(tool, 'write_predictions',
+                        lambda *a: predicted.append(a[0].root))
+    start = time.monotonic()
+    code = tool.main(['test', '--run', run.root, '--max-s', '4',
+                      '--jobs', '4'])
+    assert code == 3
+    assert time.monotonic() - start < 40
+    assert predicted == [run.root]
+    for key in keys:
+        assert tool.status_of(run, f'ss-{key}', 'test') == 'finished'
+        state = run.state(f'ms_flip-{key}', 'test')['segments'][-1]
+        assert state['rc'] is not None and state['rc'] != 0  # stopped
+    # nothing of the stopped tests is left running
+    out = subprocess.run(['ps', '-eo', 'args'], capture_output=True,
+                         text=True).stdout
+    assert 'time.sleep(120)' not in out
+    launched.clear()
+    code = tool.main(['test', '--run', run.root, '--max-s', '2',
+                      '--jobs', '4'])
+    assert launched == [f'ms_flip-{k}' for k in keys] and code == 3
+
+
 def test_background_runs_interrupted_and_finished(tmp_path):
     run = tool.Run(str(tmp_path / 'run'))
     run.makedirs()
@@ -243,10 +345,18 @@ def test_whole_sequence_on_cpu(tmp_path, write_segnet_camvid):
         assert proc.returncode == expect, proc.stdout + proc.stderr[-3000:]
         return proc.stdout
 
+    # the deadline form of the runbook; the proposal (hundreds of
+    # iterations on this CPU) is checked, then 8 are trained
     out = phase('calibrate', *common, *data_args, '--iters', '8',
-                '--log-every', '2', '--budget-min', '1', '--round', '8')
+                '--log-every', '2', '--ends-in', '900', '--round', '8')
     assert 'proposed:' in out
-    phase('train', *common, *data_args)
+    calib = json.loads((tmp_path / 'run' / 'calibration.json').read_text())
+    assert calib['ends_in_s'] == 900 and calib['budget_min'] is None
+    assert calib['train_budget_s'] == pytest.approx(
+        900 - calib['calibrate_s'] - tool.LAUNCH_S, abs=0.2)
+    assert calib['proposed_iterations'] == tool.propose_iterations(
+        calib['slowest_s_per_iter'], calib['train_budget_s'], 8)
+    phase('train', *common, *data_args, '--iters', '8')
     phase('wait', *common, '--every', '30')
     # test needs the test split: a clear error until it is converted
     out = subprocess.run([sys.executable, TOOL, 'test', *common],

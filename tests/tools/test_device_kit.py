@@ -427,10 +427,100 @@ def runbook_python_commands():
 
 
 def test_runbook_calls_fit_the_device_tool():
-    """Four calls, each one line within the tool's 2,000 characters."""
+    """Seven calls (sessions A, B and C), each one line within the tool's
+    2,000 characters, each taking its limits from the session's device
+    time: budget.sh first, with status's LEFT except in A3, which follows
+    A2 at once on the same machine."""
     calls = runbook_calls()
-    assert len(calls) == 4
+    assert len(calls) == 7
     assert all(len(call) <= 2000 for call in calls)
+    first = [call.split(' || exit 2;')[0] for call in calls]
+    with_left = 'SECONDS=0; source tools/device/budget.sh LEFT'
+    assert first == [with_left] * 2 + [
+        'SECONDS=0; source tools/device/budget.sh'] + [with_left] * 4
+
+
+def _arithmetic(call, pattern):
+    import re
+    found = re.findall(pattern, call)
+    assert len(found) == 1, (pattern, call)
+    return int(found[0])
+
+
+def test_runbook_camvid_reserves_agree():
+    """The time A2 keeps free after the trainings (``--ends-in``) covers
+    what A3 spends after its ``wait`` (test, then collect), with slack."""
+    a2, a3 = runbook_calls()[1:3]
+    after_training = _arithmetic(
+        a2, r'--ends-in \$\(\(REMAIN - (\d+) - SECONDS\)\)')
+    after_wait = _arithmetic(
+        a3, r'wait --max-s \$\(\(END - (\d+) - SECONDS\)\)')
+    after_test = _arithmetic(
+        a3, r'test --jobs \d+ --max-s \$\(\(END - (\d+) - SECONDS\)\)')
+    assert after_training > after_wait > after_test > 0
+    assert after_training - after_wait >= 30  # the trainings' slack
+    phases = [a3.index(f'camvid_experiment.py {phase} ')
+              for phase in ('wait', 'test', 'collect')]
+    assert phases == sorted(phases)
+    # test and collect run whatever the step before them returned
+    assert '; python tools/device/camvid_experiment.py test' in a3
+    assert '; python tools/device/camvid_experiment.py collect' in a3
+
+
+BUDGET = osp.join(REPO, 'tools', 'device', 'budget.sh')
+
+
+def budget(tmp_path, *args, env=None, before=''):
+    """Source budget.sh as a runbook call does: (status, REMAIN, END,
+    stderr)."""
+    script = (f'SECONDS=0; {before} source {BUDGET} {" ".join(args)} || '
+              'exit $?; echo "$REMAIN $END"')
+    proc = subprocess.run(['bash', '-c', script], capture_output=True,
+                          text=True, timeout=30,
+                          env=dict(os.environ, MMSEG_RN_STATE=str(tmp_path),
+                                   **(env or {})))
+    values = proc.stdout.split('\n')[-2].split() if proc.returncode == 0 \
+        else (None, None)
+    return (proc.returncode, *[int(v) if v else v for v in values],
+            proc.stderr)
+
+
+def test_budget_first_and_later_calls(tmp_path):
+    """The first command on a machine takes off the start (120 s) and the
+    margin (45 s); a later one with LEFT only the margin; one without LEFT
+    reads the recorded deadline, counted from its own start."""
+    code, remain, end, _ = budget(tmp_path, '900')
+    assert code == 0 and remain == 900 - 45 - 120 and end == 570
+    deadline = int((tmp_path / 'deadline').read_text())
+    code, remain, end, _ = budget(tmp_path, '500')
+    assert code == 0 and remain == 500 - 45 and end == remain
+    assert int((tmp_path / 'deadline').read_text()) < deadline
+    # the recorded deadline, seen from a command 2 s old
+    code, remain, end, _ = budget(tmp_path, before='sleep 2;')
+    assert code == 0 and 500 - 45 - 1 <= remain <= 500 - 45
+    # margins can be set
+    code, remain, _, _ = budget(tmp_path, '500',
+                                env=dict(BUDGET_MARGIN_S='10'))
+    assert remain == 490
+
+
+@pytest.mark.parametrize('args,names', [
+    (['LEFT'], ["'LEFT' is not a number", 'budget_left_s']),
+    (['-5'], ["'-5' is not a number"]),
+    ([], ['no deadline recorded', 'budget.sh LEFT']),
+])
+def test_budget_refuses_what_it_cannot_use(tmp_path, args, names):
+    code, _, _, stderr = budget(tmp_path, *args)
+    assert code == 2 and stderr.startswith('error: budget.sh: ')
+    assert len(stderr.strip().splitlines()) == 1
+    for name in names:
+        assert name in stderr
+    assert not (tmp_path / 'deadline').exists()
+
+
+def test_budget_refuses_under_a_minute(tmp_path):
+    code, _, _, stderr = budget(tmp_path, '100')  # 100 - 45 - 120 < 60
+    assert code == 2 and 'give the machine back' in stderr
 
 
 @pytest.mark.parametrize('number,argv', [

@@ -7,16 +7,16 @@ split at single scale and with multi-scale + flip, and collects every
 figure of ``docs/results/camvid.{md,json}`` into one archive for
 ``tools/analysis/camvid_report.py``.
 
-Why this script: a lent GPU machine gives at most 10 minutes per command and
-about 30 minutes per session, it starts bare, and what a command leaves
-running survives only if it started its own session and the next command
-comes within seconds. So the five trainings run in the background, each
-under a small supervisor (a new session) that records its start, end and
-exit status; every phase is a separate command that can be repeated and
-picks up where the last one stopped: ``train`` launches what is neither
-running nor finished and resumes (MMEngine ``--resume``) what was
-interrupted. The whole sequence of device calls is in
-``docs/gpu_runbook.md``.
+Why this script: a lent GPU machine gives at most 10 minutes per command
+and 15 minutes of device time per session (its start included), it starts
+bare, and what a command leaves running survives only if it started its
+own session and the next command comes within seconds. So the five
+trainings run in the background, each under a small supervisor (a new
+session) that records its start, end and exit status; every phase is a
+separate command that can be repeated and picks up where the last one
+stopped: ``train`` launches what is neither running nor finished and
+resumes (MMEngine ``--resume``) what was interrupted. The whole sequence
+of device calls is in ``docs/gpu_runbook.md`` (session A).
 
 The schedule is the configs' own (AdamW, lr 1e-3, linear warm-up, poly
 decay, batch 8, RefineNet's augmentation) with fewer iterations than their
@@ -29,16 +29,19 @@ command recorded for each model reruns it anywhere.
 Phases (each prints what it did; RUN defaults to
 ``$MMSEG_RN_STATE/camvid``, ``/tmp/mmseg_refinenet/camvid``)::
 
-    python tools/device/camvid_experiment.py calibrate --budget-min 12
+    python tools/device/camvid_experiment.py calibrate --budget-min 6
+    # or: the trainings must be over 420 s after calibrate starts
+    python tools/device/camvid_experiment.py calibrate --ends-in 420
     python tools/device/camvid_experiment.py train      # background
     python tools/device/camvid_experiment.py wait --max-min 9
-    python tools/device/camvid_experiment.py test
+    python tools/device/camvid_experiment.py test --max-min 4
     python tools/device/camvid_experiment.py collect --export $OUT
     python tools/device/camvid_experiment.py status
 
 Exit status: 0 done, 1 a model failed (its log is named), 2 wrong
 arguments or missing inputs, 3 ``wait`` ran out of time with models still
-training (run ``wait`` again).
+training (run ``wait`` again), or ``test`` ran out of time and stopped the
+tests still running (run ``test`` again: it tests only what is missing).
 """
 import argparse
 import glob
@@ -78,6 +81,12 @@ BATCH_SIZE = 8
 LR = 1e-3
 #: test images shown in the prediction figure: this many, evenly spread
 NUM_FIGURE_IMAGES = 4
+#: seconds of a training's budget that go to its start-up (imports, model,
+#: loader workers), its four validations and checkpoints
+STARTUP_S = 60
+#: seconds between the end of ``calibrate`` and the trainings' start
+#: (``train`` launching five supervisors)
+LAUNCH_S = 10
 #: scalars MMEngine logs every logger interval; 'time' is s/iteration
 TRAIN_LOG = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
 
@@ -379,7 +388,9 @@ def _child_env():
 
 def cmd_calibrate(args):
     """Time ``--iters`` iterations of all models running together and
-    propose the iterations that fit ``--budget-min``."""
+    propose the iterations that fit ``--budget-min`` of training, or that
+    end the trainings ``--ends-in`` seconds after this phase starts."""
+    started = time.monotonic()
     run = Run(args.run)
     run.makedirs()
     _check_data(args.data, ['train'])
@@ -414,20 +425,47 @@ def cmd_calibrate(args):
                  f'{run.work_dir(key, "calibrate")}', 1)
         per_iter[key] = statistics.median(steady)
     slowest = max(per_iter.values())
-    # startup, 4 validations and checkpoints: ~10% and one minute
-    usable = args.budget_min * 60 - 60
-    iterations = int(usable / (slowest * 1.1) // args.round) * args.round
-    iterations = max(iterations, args.round)
+    calibrate_s = time.monotonic() - started
+    if args.ends_in is not None:
+        # ``train`` starts the trainings right after this
+        train_s = args.ends_in - calibrate_s - LAUNCH_S
+    else:
+        train_s = args.budget_min * 60
+    try:
+        iterations = propose_iterations(slowest, train_s, args.round)
+    except ValueError as e:
+        fail(f'{e}: give the trainings more time (--budget-min/--ends-in) '
+             'or a smaller --round', 1)
     result = dict(s_per_iter=per_iter, slowest_s_per_iter=slowest,
-                  budget_min=args.budget_min, proposed_iterations=iterations,
+                  budget_min=args.budget_min, ends_in_s=args.ends_in,
+                  calibrate_s=round(calibrate_s, 1),
+                  train_budget_s=round(train_s, 1),
+                  proposed_iterations=iterations,
                   concurrent_models=len(keys), amp=args.amp,
                   num_workers=args.num_workers, device=_device_name())
     _write_json(run.path('calibration.json'), result)
     for key in keys:
         print(f'{key:18s} {per_iter[key]:.3f} s/iter together')
-    print(f'proposed: {iterations} iterations in {args.budget_min} min '
+    print(f'calibration took {calibrate_s:.0f} s; proposed: '
+          f'{iterations} iterations in {train_s:.0f} s of training '
           f'(slowest {slowest:.3f} s/iter)')
     return 0
+
+
+def propose_iterations(slowest_s_per_iter, train_s, round_to):
+    """The most iterations, a multiple of ``round_to``, that the slowest
+    model completes in ``train_s`` seconds: one minute goes to start-up,
+    the four validations and checkpoints, and 10 % to slack. Raises
+    ``ValueError`` when not even ``round_to`` iterations fit."""
+    usable = train_s - STARTUP_S
+    iterations = int(max(0.0, usable) / (slowest_s_per_iter * 1.1)
+                     // round_to) * round_to
+    if iterations < round_to:
+        raise ValueError(
+            f'{train_s:.0f} s of training fit {iterations} iterations at '
+            f'{slowest_s_per_iter:.3f} s/iter (after {STARTUP_S} s of '
+            f'start-up and validation), fewer than one round of {round_to}')
+    return iterations
 
 
 def _times(work_dir):
@@ -523,16 +561,62 @@ def cmd_test(args):
     if sched is None:
         fail('no schedule.json: nothing was trained in this run')
     _check_data(sched['data_root'], ['test'])
+    seconds = args.max_s if args.max_s is not None else args.max_min * 60
+    deadline = time.monotonic() + max(0.0, seconds)
+    jobs = test_jobs(run, sched)
+    pending, procs = list(jobs), {}
+
+    def launch_into_free_slots():
+        while pending and sum(p.poll() is None
+                              for p in procs.values()) < args.jobs:
+            name, targs = pending.pop(0)
+            procs[name] = launch(run, name, 'test', targs, env=_child_env())
+
+    if time.monotonic() < deadline:
+        launch_into_free_slots()
+        # the figure's predictions, beside the first tests rather than
+        # after them, so that they never push the command past its deadline
+        write_predictions(run, sched, args.device)
+    while pending and time.monotonic() < deadline:
+        launch_into_free_slots()
+        time.sleep(1)
+    states = wait_for(run, list(procs), 'test', deadline)
+    late = [n for n, s in states.items() if s == 'running']
+    for name in late:  # the supervisor's session: test.py and its workers
+        stop_session(procs[name])
+    bad = [n for n, s in states.items() if s not in ('finished', 'running')]
+    done = [n for n, s in states.items() if s == 'finished']
+    print(f'tested {len(done)} of {len(jobs)} runs; predictions in '
+          f'{run.path("preds")}')
+    if bad:
+        logs = ', '.join(run.log_file(n, 'test') for n in bad)
+        fail(f'test failed: {logs}', 1)
+    if late or pending:
+        left = late + [n for n, _ in pending]
+        print(f'out of time (--max-s/--max-min): {", ".join(left)} not '
+              'tested; `test` again tests only these')
+        return 3
+    return 0
+
+
+def test_jobs(run, sched):
+    """(name, tools/test.py arguments) of every test still to run: all
+    single-scale tests first, then the multi-scale + flip ones (about 17
+    times the forward passes), so that a cut-short ``test`` keeps the
+    single-scale figures of every model."""
     jobs = []
-    for key, _, config in _models(sched['models']):
-        if status_of(run, key) != 'finished':
-            print(f'{key}: training not finished, not tested')
-            continue
-        ckpt, _ = best_checkpoint(run.work_dir(key))
-        if ckpt is None:
-            print(f'{key}: no best_mIoU checkpoint in {run.work_dir(key)}')
-            continue
-        for phase, extra in (('ss', []), ('ms_flip', ['--tta'])):
+    for phase, extra in (('ss', []), ('ms_flip', ['--tta'])):
+        for key, _, config in _models(sched['models']):
+            if status_of(run, key) != 'finished':
+                if phase == 'ss':
+                    print(f'{key}: training not finished, not tested')
+                continue
+            ckpt, _ = best_checkpoint(run.work_dir(key))
+            if ckpt is None:
+                if phase == 'ss':
+                    print(f'{key}: no best_mIoU checkpoint in '
+                          f'{run.work_dir(key)}')
+                continue
             name = f'{phase}-{key}'
             if status_of(run, name, 'test') == 'finished':
                 continue
@@ -540,22 +624,20 @@ def cmd_test(args):
             shutil.rmtree(work_dir, ignore_errors=True)
             jobs.append((name, ['tools/test.py', config, ckpt, '--work-dir',
                                 work_dir] + extra + _test_options(sched)))
-    pending, procs = list(jobs), []
-    while pending:
-        if sum(p.poll() is None for p in procs) < args.jobs:
-            name, targs = pending.pop(0)
-            procs.append(launch(run, name, 'test', targs, env=_child_env()))
-        else:
-            time.sleep(1)
-    names = [n for n, _ in jobs]
-    states = wait_for(run, names, 'test', time.monotonic() + args.max_min * 60)
-    bad = [n for n, s in states.items() if s != 'finished']
-    if bad:
-        logs = ', '.join(run.log_file(n, 'test') for n in bad)
-        fail(f'test failed: {logs}', 1)
-    write_predictions(run, sched, args.device)
-    print(f'tested {len(names)} runs; predictions in {run.path("preds")}')
-    return 0
+    return jobs
+
+
+def stop_session(proc, timeout=15.0):
+    """SIGTERM to a supervisor's whole session (it records the end), then
+    SIGKILL if it is still there after ``timeout`` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _test_options(sched):
@@ -783,8 +865,14 @@ def parse_args(argv=None):
     p = common(sub.add_parser('calibrate', help=cmd_calibrate.__doc__))
     p.add_argument('--iters', type=int, default=60)
     p.add_argument('--log-every', type=int, default=10)
-    p.add_argument('--budget-min', type=float, required=True,
-                   help='minutes of training the schedule must fit')
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument('--budget-min', type=float,
+                        help='minutes of training the schedule must fit')
+    budget.add_argument('--ends-in', type=float, metavar='SECONDS',
+                        help='the trainings must be over this many seconds '
+                        'after calibrate starts (its own time and the '
+                        'launch are taken off); e.g. $((REMAIN - 300 - '
+                        'SECONDS)) with tools/device/budget.sh')
     p.add_argument('--round', type=int, default=100,
                    help='round the iterations down to a multiple of this')
     p.add_argument('--max-min', type=float, default=5)
@@ -801,6 +889,9 @@ def parse_args(argv=None):
     p = common(sub.add_parser('test', help=cmd_test.__doc__), False)
     p.add_argument('--jobs', type=int, default=5)
     p.add_argument('--max-min', type=float, default=8)
+    p.add_argument('--max-s', type=float, default=None,
+                   help='seconds instead of --max-min; the tests still '
+                   'running then are stopped (exit status 3)')
     p.add_argument('--device', default='cuda')
     p = common(sub.add_parser('collect', help='write the result records'),
                False)

@@ -11,8 +11,8 @@
 #                     device, which saves setup.sh compiling it there
 # Idempotent: present wheels and chunks are kept. Environment:
 #   CAMVID_ROOT  SegNet's CamVid (default ../shared/data/camvid)
-#   CHUNK_MIB    MiB per chunk (default 54: chunk 1 + the wheels fit one
-#                call, and chunks 1-2 hold all of train and val)
+#   CHUNK_MIB    MiB per chunk (default 54: chunk 1 + the wheels fit call
+#                A1, and chunks 1-2 hold all of train and val)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
@@ -28,9 +28,9 @@ if ls .carry/mmcv/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
     echo "[prepare] prebuilt mmcv for the device: $(ls .carry/mmcv/*.whl)" \
          "($(cat .carry/mmcv/built-with.txt))"
 else
-    echo "[prepare] no prebuilt mmcv in .carry/mmcv: setup.sh will compile" \
-         "it on the device (minutes of device time);" \
-         "bash tools/device/build_mmcv_wheel.sh builds it here"
+    echo "[prepare] warning: no prebuilt mmcv in .carry/mmcv: setup.sh" \
+         "will compile it on the device, 3-4 of the session's 15 minutes;" \
+         "bash tools/device/build_mmcv_wheel.sh builds it here" >&2
 fi
 
 if [ -f .carry/camvid/camvid-01/manifest.json ]; then
@@ -69,8 +69,9 @@ check() {
     fi
     echo "[prepare] $name: $shown MiB (carry: $*)"
 }
-check "call 1" .carry/wheels "${mmcv[@]}" .carry/meta \
+# A1 carries the set-up and chunk 1; B1 and C1 the set-up alone
+check "call A1" .carry/wheels "${mmcv[@]}" .carry/meta \
     $(ls -d .carry/camvid/camvid-01 2>/dev/null)
 for chunk in $(ls -d .carry/camvid/camvid-0[2-9] 2>/dev/null); do
-    check "call with $(basename "$chunk")" .carry/meta "$chunk"
+    check "call A$((10#${chunk##*-}))" .carry/meta "$chunk"
 done
