@@ -603,7 +603,8 @@ def test_jobs(run, sched):
     """(name, tools/test.py arguments) of every test still to run: all
     single-scale tests first, then the multi-scale + flip ones (about 17
     times the forward passes), so that a cut-short ``test`` keeps the
-    single-scale figures of every model."""
+    single-scale figures of every model. The work folder of each job
+    listed is emptied of what an earlier, cut-short run left there."""
     jobs = []
     for phase, extra in (('ss', []), ('ms_flip', ['--tta'])):
         for key, _, config in _models(sched['models']):
@@ -871,8 +872,8 @@ def parse_args(argv=None):
     budget.add_argument('--ends-in', type=float, metavar='SECONDS',
                         help='the trainings must be over this many seconds '
                         'after calibrate starts (its own time and the '
-                        'launch are taken off); e.g. $((REMAIN - 300 - '
-                        'SECONDS)) with tools/device/budget.sh')
+                        'launch are taken off); e.g. $((REMAIN - 330 - '
+                        'SECONDS)) in call A2 of docs/gpu_runbook.md')
     p.add_argument('--round', type=int, default=100,
                    help='round the iterations down to a multiple of this')
     p.add_argument('--max-min', type=float, default=5)
@@ -884,7 +885,7 @@ def parse_args(argv=None):
     p.add_argument('--max-min', type=float, default=9)
     p.add_argument('--max-s', type=float, default=None,
                    help='seconds instead of --max-min, e.g. '
-                   '$((570 - SECONDS)) to end a command in time')
+                   '$((END - 280 - SECONDS)) with tools/device/budget.sh')
     p.add_argument('--every', type=float, default=60)
     p = common(sub.add_parser('test', help=cmd_test.__doc__), False)
     p.add_argument('--jobs', type=int, default=5)
