@@ -531,14 +531,20 @@ def _show(run, keys, phase):
     return show
 
 
+def _deadline(args):
+    """The monotonic time ``--max-s`` (else ``--max-min``) from now; a
+    negative budget is a deadline already passed."""
+    seconds = args.max_s if args.max_s is not None else args.max_min * 60
+    return time.monotonic() + max(0.0, seconds)
+
+
 def cmd_wait(args):
     run = Run(args.run)
     sched = _read_json(run.path('schedule.json'))
     if sched is None:
         fail('nothing to wait for: run `train` first')
     keys = sched['models']
-    seconds = args.max_s if args.max_s is not None else args.max_min * 60
-    deadline = time.monotonic() + max(0.0, seconds)
+    deadline = _deadline(args)
     states = wait_for(run, keys, 'train', deadline, every=args.every,
                       show=_show(run, keys, 'train'))
     if any(s == 'running' for s in states.values()):
@@ -561,8 +567,7 @@ def cmd_test(args):
     if sched is None:
         fail('no schedule.json: nothing was trained in this run')
     _check_data(sched['data_root'], ['test'])
-    seconds = args.max_s if args.max_s is not None else args.max_min * 60
-    deadline = time.monotonic() + max(0.0, seconds)
+    deadline = _deadline(args)
     jobs = test_jobs(run, sched)
     pending, procs = list(jobs), {}
 
