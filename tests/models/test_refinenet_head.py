@@ -133,6 +133,44 @@ def test_input_dropout_applies_to_deepest_two_in_training_only():
     assert all(s == 0 for s in seen)
 
 
+def test_classifier_dropout_is_element_wise_as_released():
+    """The released models drop single activations before the classifier
+    (guosheng/refinenet's DropOut, nn.Dropout in its PyTorch port), not
+    whole channels as BaseDecodeHead's Dropout2d does."""
+    head = _small_head()
+    assert type(head.dropout) is torch.nn.Dropout
+    assert head.dropout.p == 0.5
+    head.train()
+    x = torch.ones(2, 64, 8, 8)
+    dropped = head.dropout(x) == 0
+    # per (sample, channel): some but not all positions dropped
+    per_channel = dropped.float().mean(dim=(2, 3))
+    assert ((per_channel > 0) & (per_channel < 1)).all()
+    assert _small_head(dropout_ratio=0).dropout is None
+
+
+def test_zero_init_survives_an_init_cfg_of_the_head():
+    """init_weights reaches every block: an init_cfg that re-initialises
+    all convolutions of the head leaves the RCUs and CRPs starting as the
+    identity (zero_init_residual), instead of silently undoing it."""
+    head = _small_head(
+        init_cfg=dict(type='Kaiming', layer='Conv2d', bias=0.1))
+    head.init_weights()
+    rcus = [
+        rcu for block in head.blocks
+        for rcus in list(block.input_rcus) + [block.output_rcus]
+        for rcu in rcus
+    ]
+    assert len(rcus) == 4 * 2 + 4 * 3
+    for rcu in rcus:
+        assert not rcu.conv2.conv.weight.any()
+        assert rcu.conv1.conv.weight.any()
+    for block in head.blocks:
+        assert all(not conv.conv.weight.any() for conv in block.crp.convs)
+    # the adaptation convolutions did get the head's init_cfg
+    assert all(conv.conv.weight.any() for conv in head.adapt_convs)
+
+
 def test_two_scale_refinenet():
     model = MODELS.build(
         dict(

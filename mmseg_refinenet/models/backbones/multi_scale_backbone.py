@@ -1,8 +1,7 @@
 """Several backbones on rescaled copies of the image (RefineNet Fig. 7c)."""
 from typing import List, Sequence
 
-import torch.nn as nn
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
 from mmseg.models.utils import resize
@@ -46,8 +45,10 @@ class MultiScaleBackbone(BaseModule):
                              f'list of positive factors, got {scales!r}')
         self.scales = scales
         self.align_corners = align_corners
-        self.backbones = nn.ModuleList(
-            MODELS.build(backbone) for _ in scales)
+        # MMEngine's ModuleList: BaseModule.init_weights only reaches
+        # children with an init_weights of their own, and each backbone's
+        # (e.g. its ImageNet init_cfg) must run
+        self.backbones = ModuleList(MODELS.build(backbone) for _ in scales)
 
     def forward(self, x: Tensor) -> List[Tensor]:
         outs = []

@@ -23,7 +23,7 @@ from typing import List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule, build_activation_layer
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, ModuleList, Sequential
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
@@ -473,9 +473,13 @@ class RefineNetBlock(BaseModule):
             act_cfg=act_cfg,
             with_cp=with_cp,
             zero_init=zero_init_residual)
-        self.input_rcus = nn.ModuleList(
-            nn.Sequential(*(ResidualConvUnit(c, **rcu_kwargs)
-                            for _ in range(n)))
+        # MMEngine's containers, not torch's: BaseModule.init_weights only
+        # reaches children that have an init_weights of their own, and the
+        # RCUs' must run (it re-applies their zero initialisation after any
+        # init_cfg of an enclosing module)
+        self.input_rcus = ModuleList(
+            Sequential(*(ResidualConvUnit(c, **rcu_kwargs)
+                         for _ in range(n)))
             for c, n in zip(in_channels, num_input_rcus))
         self.fusion = MultiResolutionFusion(
             in_channels,
@@ -497,7 +501,7 @@ class RefineNetBlock(BaseModule):
             act_cfg=act_cfg,
             zero_init=zero_init_residual,
             recompute_pooling=crp_recompute_pooling) if with_crp else None
-        self.output_rcus = nn.Sequential(
+        self.output_rcus = Sequential(
             *(ResidualConvUnit(self.out_channels, **rcu_kwargs)
               for _ in range(num_output_rcus)))
 

@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
+from mmengine.model import ModuleList
 from torch import Tensor
 
 from mmseg.registry import MODELS
@@ -87,7 +88,8 @@ class RefineNetHead(CheckedDecodeHead):
             :class:`CheckedDecodeHead`). Default: True.
         **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
             ``channels``, ``in_index``, ``num_classes``, ``dropout_ratio``
-            (default here 0.5), ``norm_cfg`` (None, as in the paper),
+            (default here 0.5, element-wise as in the released models,
+            where MMSeg's heads drop whole channels), ``norm_cfg`` (None, as in the paper),
             ``align_corners``, ``loss_decode``...).
 
     Bad input fails before any computation, naming the field: the
@@ -133,6 +135,11 @@ class RefineNetHead(CheckedDecodeHead):
                 'the same length (one entry per backbone level), got '
                 f'in_channels={in_channels!r}, in_index={in_index!r}')
         super().__init__(dropout_ratio=dropout_ratio, **kwargs)
+        # element-wise, as in the released models (guosheng/refinenet's
+        # DropOut layer and its PyTorch port), where BaseDecodeHead's
+        # Dropout2d would drop whole channels
+        self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 \
+            else None
         num_inputs = len(self.in_channels)
 
         if adapt_channels is None:
@@ -166,7 +173,7 @@ class RefineNetHead(CheckedDecodeHead):
         self.input_dropout = nn.Dropout(
             input_dropout_ratio) if input_dropout_ratio > 0 else None
 
-        self.adapt_convs = nn.ModuleList(
+        self.adapt_convs = ModuleList(
             ConvModule(
                 c_in,
                 c_out,
@@ -178,7 +185,10 @@ class RefineNetHead(CheckedDecodeHead):
                 act_cfg=None)
             for c_in, c_out in zip(self.in_channels, adapt_channels))
 
-        self.blocks = nn.ModuleList()
+        # MMEngine's ModuleList, so that init_weights reaches the blocks
+        # (and their zero-initialised RCUs and CRPs) after the head's own
+        # init_cfg
+        self.blocks = ModuleList()
         prev_channels = None
         for paths in self.cascade:
             block_in = [adapt_channels[i] for i in paths]
