@@ -89,8 +89,8 @@ class RefineNetHead(CheckedDecodeHead):
         **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
             ``channels``, ``in_index``, ``num_classes``, ``dropout_ratio``
             (default here 0.5, element-wise as in the released models,
-            where MMSeg's heads drop whole channels), ``norm_cfg`` (None, as in the paper),
-            ``align_corners``, ``loss_decode``...).
+            where MMSeg's heads drop whole channels), ``norm_cfg`` (None,
+            as in the paper), ``align_corners``, ``loss_decode``...).
 
     Bad input fails before any computation, naming the field: the
     arguments at build time, the backbone's outputs (``in_index`` range,
