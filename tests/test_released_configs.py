@@ -100,7 +100,10 @@ def test_frrn_config_loads_a_converted_npz(path):
         value = rng.standard_normal(shape).astype(np.float32)
         arrays.append(np.abs(value) + 0.5 if kind == 'inv_std' else value)
     state, _ = convert_frrn_lasagne_params(arrays, arch, num_classes)
+    # the official code's upsampling of the pooling stream
+    assert cfg.model.backbone.upsample_mode == 'theano'
     model = build(cfg)
+    assert model.backbone.upsample_mode == 'theano'
     converted = {
         k: tuple(v.shape)
         for k, v in state.items() if not k.endswith('num_batches_tracked')

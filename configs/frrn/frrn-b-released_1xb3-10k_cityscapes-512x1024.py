@@ -7,12 +7,15 @@
 # images scaled to [0, 1] without mean subtraction (its predict scripts show
 # the input tensor with cv2.imshow after reversing the channels), so the
 # data_preprocessor divides by 255 instead of using ImageNet statistics.
-# Theano's bilinear upsampling of the pooling stream may differ from ours at
-# the borders (docs/model_converters.md).
+# The pooling stream is upsampled as the official code's Theano
+# bilinear_upsampling does (upsample_mode='theano'), not as F.interpolate
+# does: the two sample a quarter pixel apart (docs/model_converters.md).
 _base_ = ['./frrn-b_1xb3-45k_cityscapes-512x1024.py']
 custom_imports = dict(imports=['mmseg_refinenet'], allow_failed_imports=False)
 data_preprocessor = dict(mean=[0., 0., 0.], std=[255., 255., 255.])
-model = dict(data_preprocessor=data_preprocessor)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(upsample_mode='theano'))
 load_from = 'checkpoints/released/frrn-b_cityscapes.pth'
 
 optimizer = dict(lr=1e-4)

@@ -7,6 +7,7 @@ import copy
 import gc
 import weakref
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from mmseg_refinenet.models.backbones import FRRN, FRRNResNetBaseline
 from mmseg_refinenet.models.blocks import FRRU, ResidualUnit
 from mmseg_refinenet.models.decode_heads import FRRNHead
+from mmseg_refinenet.models.utils import theano_bilinear_upsample
 
 NUM_CLASSES = 19
 
@@ -243,6 +245,80 @@ def test_bad_input_size_names_size_and_divisor(cls, arch, divisor, size):
 def test_bad_arguments(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+def _theano_upsample_1d(x, ratio):
+    """Theano's ``bilinear_upsampling`` along one axis, step by step as
+    ``theano/tensor/nnet/abstract_conv.py`` does it: repeat the first and
+    last sample, then the gradient of a stride-``ratio`` convolution with
+    the normalised triangular kernel (a transposed convolution), cropped by
+    the padding ``2r - (r - 1) // 2 - 1`` to ``ratio * n`` samples."""
+    n = len(x)
+    padded = np.concatenate([x[:1], x, x[-1:]])
+    half = np.arange(1, ratio + 1, dtype=np.float64)
+    kernel = np.concatenate([half, half[-2::-1]]) / ratio
+    full = np.zeros((len(padded) - 1) * ratio + len(kernel))
+    for j, value in enumerate(padded):
+        full[j * ratio:j * ratio + len(kernel)] += value * kernel
+    pad = 2 * ratio - (ratio - 1) // 2 - 1
+    return full[pad:pad + ratio * n]
+
+
+@pytest.mark.parametrize('ratio', [2, 3, 4])
+def test_theano_upsample_matches_theanos_algorithm(ratio):
+    x = np.random.default_rng(ratio).standard_normal((2, 3, 5, 7))
+    expected = np.apply_along_axis(_theano_upsample_1d, 3, x, ratio)
+    expected = np.apply_along_axis(_theano_upsample_1d, 2, expected, ratio)
+    out = theano_bilinear_upsample(torch.from_numpy(x), ratio)
+    assert out.shape == (2, 3, 5 * ratio, 7 * ratio)
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-12)
+
+
+def test_theano_upsample_x2_closed_form_differs_from_interpolate():
+    x = torch.tensor([0., 4., 8., 0., 2.]).view(1, 1, 1, 5)
+    out = theano_bilinear_upsample(x, 2)[0, 0, 0]
+    # out[2i] = x[i], out[2i+1] = (x[i] + x[i+1]) / 2, last repeated
+    assert out.tolist() == [0., 2., 4., 6., 8., 4., 0., 1., 2., 2.]
+    torch_out = F.interpolate(
+        x, scale_factor=2, mode='bilinear', align_corners=False)[0, 0, 0]
+    assert not torch.allclose(out, torch_out)
+    with pytest.raises(ValueError, match='positive integer ratio'):
+        theano_bilinear_upsample(x, 1.5)
+
+
+def test_frrn_theano_upsample_mode(monkeypatch):
+    spec = dict(
+        arch=None,
+        encoder=((1, 16), (1, 32)),
+        decoder=((1, 16), ),
+        base_channels=8,
+        residual_channels=4,
+        num_stem_units=1)
+    torch.manual_seed(0)
+    bilinear = FRRN(**spec).eval()
+    theano = FRRN(upsample_mode='theano', **spec).eval()
+    theano.load_state_dict(bilinear.state_dict())
+    import mmseg_refinenet.models.backbones.frrn as frrn_module
+    calls = []
+
+    def spy(y, ratio):
+        calls.append((tuple(y.shape), ratio))
+        return theano_bilinear_upsample(y, ratio)
+
+    monkeypatch.setattr(frrn_module, 'theano_bilinear_upsample', spy)
+    x = torch.randn(1, 3, 8, 12)
+    with torch.no_grad():
+        out_theano = theano(x)[0]
+        out_bilinear = bilinear(x)[0]
+    assert out_theano.shape == out_bilinear.shape == (1, 8, 8, 12)
+    assert not torch.allclose(out_theano, out_bilinear)
+    # every x2 upsampling of the pooling stream, the decoder stage's and
+    # the last one to full resolution, is Theano's
+    assert calls == [((1, 32, 2, 3), 2), ((1, 16, 4, 6), 2)]
+    with pytest.raises(ValueError, match="upsample_mode must be one of"):
+        FRRN(upsample_mode='nearest', **spec)
+    with pytest.raises(ValueError, match='align_corners=True has no'):
+        FRRN(upsample_mode='theano', align_corners=True, **spec)
 
 
 def test_bad_frrn_only_arguments():

@@ -11,7 +11,10 @@ from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
 from ..blocks.frrn_blocks import FRRU, ResidualUnit, _check_positive_int
-from ..utils import check_image_batch, window_max_pool2d
+from ..utils import (check_image_batch, theano_bilinear_upsample,
+                     window_max_pool2d)
+
+UPSAMPLE_MODES = ('bilinear', 'theano')
 
 
 def check_stage_spec(spec, name, owner):
@@ -148,6 +151,14 @@ class FRRN(BaseModule):
             and at the end of the network. Default: 3.
         align_corners (bool): ``align_corners`` of the bilinear upsampling
             of the pooling stream. Default: False.
+        upsample_mode (str): How the pooling stream is upsampled x2:
+            ``'bilinear'`` (``F.interpolate`` with ``align_corners``) or
+            ``'theano'``, the official code's Theano ``bilinear_upsampling``
+            (:func:`~mmseg_refinenet.models.utils.theano_bilinear_upsample`),
+            which samples a quarter of an input pixel away from
+            ``'bilinear'`` everywhere: use it with weights converted from
+            the official release (the ``*-released`` configs).
+            Default: 'bilinear'.
         conv_cfg (dict | None): Config of the convolutions. Default: None.
         norm_cfg (dict): Config of the normalisation layers.
             Default: dict(type='BN', requires_grad=True).
@@ -193,6 +204,7 @@ class FRRN(BaseModule):
                  residual_channels=32,
                  num_stem_units=3,
                  align_corners=False,
+                 upsample_mode='bilinear',
                  conv_cfg=None,
                  norm_cfg=dict(type='BN', requires_grad=True),
                  act_cfg=dict(type='ReLU'),
@@ -224,7 +236,17 @@ class FRRN(BaseModule):
         self.residual_channels = residual_channels
         self.check_finite = check_finite
         self.compact_pooling = compact_pooling
+        if upsample_mode not in UPSAMPLE_MODES:
+            raise ValueError(
+                f'{owner} upsample_mode must be one of {UPSAMPLE_MODES}, got '
+                f'{upsample_mode!r}')
+        if upsample_mode == 'theano' and align_corners:
+            raise ValueError(
+                f"{owner}: align_corners=True has no meaning with "
+                "upsample_mode='theano' (Theano's upsampling fixes its own "
+                'sampling positions); set align_corners=False')
         self.align_corners = align_corners
+        self.upsample_mode = upsample_mode
         self.size_divisor = 2**len(encoder)
         unit_cfg = dict(
             conv_cfg=conv_cfg,
@@ -304,6 +326,16 @@ class FRRN(BaseModule):
             self.size_divisor,
             check_finite=self.check_finite)
 
+    def _upsample2x(self, y):
+        """Upsample the pooling stream x2 (``upsample_mode``)."""
+        if self.upsample_mode == 'theano':
+            return theano_bilinear_upsample(y, 2)
+        return F.interpolate(
+            y,
+            scale_factor=2,
+            mode='bilinear',
+            align_corners=self.align_corners)
+
     def forward(self, x):
         """Forward function.
 
@@ -325,18 +357,10 @@ class FRRN(BaseModule):
             for frru in stage:
                 y, z = frru(y, z)
         for stage in self.decoder_stages:
-            y = F.interpolate(
-                y,
-                scale_factor=2,
-                mode='bilinear',
-                align_corners=self.align_corners)
+            y = self._upsample2x(y)
             for frru in stage:
                 y, z = frru(y, z)
-        y = F.interpolate(
-            y,
-            size=z.shape[-2:],
-            mode='bilinear',
-            align_corners=self.align_corners)
+        y = self._upsample2x(y)  # back to full resolution, z's size
         x = torch.cat([y, z], dim=1)
         for unit in self.end_units:
             x = unit(x)
