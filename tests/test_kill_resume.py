@@ -499,3 +499,68 @@ def test_rng_states_round_trip():
     set_rng_states(states)
     again = (random.random(), np.random.rand(), torch.rand(3))
     assert drawn[:2] == again[:2] and torch.equal(drawn[2], again[2])
+
+
+class _BestRunner:
+    """The part of a Runner that CheckpointHook's saving uses, writing small
+    files, and failing (as a kill would stop it) on the names given."""
+
+    def __init__(self, work_dir, fail_on=()):
+        from mmengine.logging import MessageHub, MMLogger
+        self.work_dir = str(work_dir)
+        self.epoch, self.iter = 0, 0
+        self.fail_on = set(fail_on)
+        self.saves = []  # (file name, the files present before the write)
+        name = f'best-{id(self)}'
+        self.message_hub = MessageHub.get_instance(name)
+        self.logger = MMLogger.get_instance(name)
+
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        self.saves.append((filename, sorted(os.listdir(out_dir))))
+        if filename in self.fail_on:
+            raise RuntimeError(f'killed while writing {filename}')
+        atomic_write(osp.join(out_dir, filename), filename)
+
+
+def _train_and_validate(hook, runner, step, miou):
+    runner.iter = step
+    hook._save_checkpoint_with_step(runner, step, dict(iter=step))
+    hook._save_best_checkpoint(runner, dict(mIoU=miou))
+
+
+def test_previous_best_checkpoint_deleted_only_after_the_new_one(tmp_path):
+    """MMEngine deletes the previous best_*.pth before it writes the new
+    one: a kill in between left no best checkpoint. Here the old one goes
+    last, after the new best and the iter_N.pth that names it."""
+    from mmseg_refinenet.engine.hooks import AtomicCheckpointHook
+    runner = _BestRunner(tmp_path)
+    hook = AtomicCheckpointHook(
+        interval=2, by_epoch=False, save_best='mIoU', rule='greater')
+    hook.before_train(runner)
+    _train_and_validate(hook, runner, 2, 0.5)
+    assert hook.best_ckpt_path == str(tmp_path / 'best_mIoU_iter_2.pth')
+
+    runner.saves.clear()
+    _train_and_validate(hook, runner, 4, 0.7)
+    names = [name for name, _ in runner.saves]
+    assert names == ['iter_4.pth', 'best_mIoU_iter_4.pth', 'iter_4.pth']
+    # both later writes happened with the previous best still there
+    for _, present in runner.saves[1:]:
+        assert 'best_mIoU_iter_2.pth' in present
+    files = sorted(os.listdir(tmp_path))
+    assert 'best_mIoU_iter_2.pth' not in files
+    assert 'best_mIoU_iter_4.pth' in files
+    assert runner.message_hub.get_info('best_ckpt') == str(
+        tmp_path / 'best_mIoU_iter_4.pth')
+
+    # no improvement: nothing written or removed
+    runner.saves.clear()
+    _train_and_validate(hook, runner, 6, 0.6)
+    assert [name for name, _ in runner.saves] == ['iter_6.pth']
+    assert hook.best_ckpt_path == str(tmp_path / 'best_mIoU_iter_4.pth')
+
+    # killed while writing the new best: the previous best is still there
+    runner.fail_on.add('best_mIoU_iter_8.pth')
+    with pytest.raises(RuntimeError, match='killed while writing'):
+        _train_and_validate(hook, runner, 8, 0.9)
+    assert 'best_mIoU_iter_4.pth' in os.listdir(tmp_path)

@@ -18,15 +18,23 @@ and what a ``SIGKILL`` (or a power loss) at each step leaves behind:
 3. ``last_checkpoint`` is rewritten with ``open(..., 'w')``: a kill between
    the truncation and the write leaves it empty, and ``--resume`` then tries
    to load the path ``''``.
+4. With ``save_best``, a validation that improves the metric first deletes
+   the previous ``best_*.pth``, then writes the new one, then saves
+   ``iter_N.pth`` again to record it: a kill in between leaves no best
+   checkpoint at all, and the last checkpoint names the deleted one.
 Nothing is ``fsync``-ed, so after a power loss ``last_checkpoint`` can name
 a checkpoint whose data never reached the disk.
 
 :class:`AtomicCheckpointHook` writes every checkpoint and ``last_checkpoint``
 through :func:`~mmseg_refinenet.engine.fileio.atomic_write` (temporary file,
 ``fsync``, ``os.replace``, ``fsync`` of the folder) and deletes outdated
-checkpoints only once the new one and ``last_checkpoint`` are in place. At
-every moment ``last_checkpoint`` names a complete checkpoint; a kill leaves
-at most a hidden ``.*.partial`` file, removed when training starts again.
+checkpoints only once the new one and ``last_checkpoint`` are in place; the
+previous best checkpoint likewise only once the new best and the checkpoint
+that names it are written. At every moment ``last_checkpoint`` names a
+complete checkpoint, and a best checkpoint exists once one was saved; a
+kill leaves at most a hidden ``.*.partial`` file, removed when training
+starts again (or, killed between the new best and the checkpoint naming it,
+two best checkpoints, the newer not named by the resumed run).
 
 It also makes a resumed run continue *exactly*: MMEngine restores weights,
 optimizer, schedulers and message hub, and replays the data order and the
@@ -194,6 +202,55 @@ class AtomicCheckpointHook(CheckpointHook):
             elif self.file_backend.isdir(path):
                 # checkpoints saved by deepspeed are directories
                 self.file_backend.rmtree(path)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """``CheckpointHook._save_best_checkpoint``, deleting each replaced
+        best checkpoint last instead of first.
+
+        MMEngine removes the file that ``best_ckpt_path`` (or
+        ``best_ckpt_path_dict``) names before it saves the new best: with
+        those cleared for the call it removes nothing, and the replaced
+        files are removed here once the new best checkpoints and the
+        ``iter_N.pth`` that names them are written.
+        """
+        if not self.save_best:
+            return
+        single = len(self.key_indicators) == 1
+        previous = ({
+            None: self.best_ckpt_path
+        } if single else dict(self.best_ckpt_path_dict))
+        if single:
+            self.best_ckpt_path = None
+        else:
+            self.best_ckpt_path_dict = {key: None for key in previous}
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            # the keys whose best did not change (or whose save failed)
+            # keep their file
+            current = ({
+                None: self.best_ckpt_path
+            } if single else self.best_ckpt_path_dict)
+            replaced = []
+            for key, old in previous.items():
+                if current.get(key) is None:
+                    current[key] = old
+                elif old and old != current[key]:
+                    replaced.append(old)
+            if single:
+                self.best_ckpt_path = current[None]
+        if not is_main_process():
+            return
+        for path in replaced:
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):
+                # checkpoints saved by deepspeed are directories
+                self.file_backend.rmtree(path)
+            else:
+                continue
+            runner.logger.info(f'The previous best checkpoint {path} is '
+                               'removed')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self._states_to_save is not None:
