@@ -69,7 +69,7 @@ def draw_predictions(model, cfg, data_root, out_file, count=6):
         image = cv2.imread(osp.join(img_dir, name))
         gt = cv2.imread(
             osp.join(data_root, 'ann_dir', 'val', name), cv2.IMREAD_GRAYSCALE)
-        pred = inference_model(model, image).pred_sem_seg.data[0].numpy()
+        pred = inference_model(model, image).pred_sem_seg.data[0].cpu().numpy()
         row = np.hstack([image, palette[gt], palette[pred]])
         rows.append(
             cv2.resize(

@@ -125,9 +125,14 @@ def test_frrn_torchscript_export_matches_mmseg(checkpoints):
         logits, ref_logits, rtol=0, atol=1e-4 * np.abs(ref_logits).max())
 
 
-def test_failed_verification_leaves_no_file(checkpoints):
+@pytest.mark.parametrize('existing', [False, True])
+def test_failed_verification_leaves_no_file(checkpoints, existing):
+    """A model that fails --verify is never written to --out, and a file
+    already there (e.g. the last good export) stays as it was."""
     root, ckpts = checkpoints
     out = root / 'rejected.onnx'
+    if existing:
+        out.write_bytes(b'the previous, verified model')
     proc = export([
         FRRN, '--checkpoint', ckpts['frrn'], '--out',
         str(out), '--shape', '32', '32', '--exporter', 'torchscript',
@@ -136,8 +141,13 @@ def test_failed_verification_leaves_no_file(checkpoints):
                   cwd=str(root))
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert 'disagree' in proc.stderr and 'Traceback' not in proc.stderr
-    assert not out.exists()
+    if existing:
+        assert out.read_bytes() == b'the previous, verified model'
+        assert 'unchanged' in proc.stderr
+    else:
+        assert not out.exists()
     assert not [p for p in root.iterdir() if p.name.startswith('.rejected')]
+    out.unlink(missing_ok=True)
 
 
 WRONG_ARGUMENTS = [

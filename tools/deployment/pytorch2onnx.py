@@ -11,8 +11,9 @@ input, plus ``labels`` ``(N, H, W)`` int64 unless ``--no-labels``; see
 :mod:`mmseg_refinenet.deployment.onnx_export`. ``--dynamic`` makes batch,
 height and width dynamic. ``--verify`` runs the file in onnxruntime on
 random inputs (the export shape and, with ``--dynamic``, a second shape and
-batch) and compares the logits and labels with PyTorch; a mismatch removes
-the file and exits with status 1.
+batch) and compares the logits and labels with PyTorch before the file
+takes its name; a mismatch writes nothing (a file already at ``--out`` is
+left as it was) and exits with status 1.
 
 Without ``--checkpoint`` the model keeps its random initial weights (useful
 to check that a config exports; the tool says so). Wrong arguments (missing
@@ -27,6 +28,7 @@ import json
 import os
 import os.path as osp
 import sys
+import tempfile
 import warnings
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -155,31 +157,49 @@ def run(args):
     print(f'exporting {args.config} at {args.batch}x3x{height}x{width} '
           f"({'dynamic' if args.dynamic else 'static'} shape, "
           f'{args.exporter} exporter) ...')
-    wrapper = export_onnx(
-        model,
-        args.out,
-        (height, width),
-        batch_size=args.batch,
-        dynamic=args.dynamic,
-        exporter=args.exporter,
-        opset=args.opset,
-        with_labels=not args.no_labels,
-        metadata=metadata(cfg, model, args))
+    # with --verify the model is exported and checked under a temporary
+    # name beside --out, and takes the name of --out only once it passed
+    target = args.out
     if args.verify:
-        shapes = [(1, 3, height, width)]
-        if args.dynamic:
-            # another batch and size; +64 keeps FRRN's divisibility
-            shapes.append((2, 3, height + 64, width + 64))
-        reports = verify_onnx(wrapper, args.out, shapes, rtol=args.rtol)
-        for r in reports:
-            print('verify ' + json.dumps(r))
-        if not all(r['ok'] for r in reports):
-            os.remove(args.out)
-            sys.stderr.write(
-                f'error: onnxruntime and PyTorch disagree (rtol '
-                f'{args.rtol}); {args.out} was removed\n')
-            return 1
-        print(f'verified with onnxruntime on {len(shapes)} input shape(s)')
+        out_dir = osp.dirname(osp.abspath(args.out))
+        os.makedirs(out_dir, exist_ok=True)
+        fd, target = tempfile.mkstemp(
+            dir=out_dir,
+            prefix='.' + osp.basename(args.out),
+            suffix='.unverified')
+        os.close(fd)
+    try:
+        wrapper = export_onnx(
+            model,
+            target,
+            (height, width),
+            batch_size=args.batch,
+            dynamic=args.dynamic,
+            exporter=args.exporter,
+            opset=args.opset,
+            with_labels=not args.no_labels,
+            metadata=metadata(cfg, model, args))
+        if args.verify:
+            shapes = [(1, 3, height, width)]
+            if args.dynamic:
+                # another batch and size; +64 keeps FRRN's divisibility
+                shapes.append((2, 3, height + 64, width + 64))
+            reports = verify_onnx(wrapper, target, shapes, rtol=args.rtol)
+            for r in reports:
+                print('verify ' + json.dumps(r))
+            if not all(r['ok'] for r in reports):
+                kept = (' (the file already there is unchanged)'
+                        if osp.exists(args.out) else '')
+                sys.stderr.write(
+                    f'error: onnxruntime and PyTorch disagree (rtol '
+                    f'{args.rtol}); {args.out} was not written{kept}\n')
+                return 1
+            print(
+                f'verified with onnxruntime on {len(shapes)} input shape(s)')
+            os.replace(target, args.out)
+    finally:
+        if target != args.out and osp.exists(target):
+            os.remove(target)
     size = osp.getsize(args.out) / 2**20
     print(f'wrote {args.out} ({size:.1f} MiB)')
     return 0
