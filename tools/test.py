@@ -165,6 +165,12 @@ def main(argv=None):
     stage = None
     if args.out is not None:
         stage = osp.abspath(args.out.rstrip('/\\')) + '.partial'
+        # what a killed earlier run left there must not be published with
+        # this run's predictions. Rank 0 (by the launcher's RANK: the process
+        # group does not exist yet) empties it before the runner is built;
+        # the other ranks wait for it in the process group's rendezvous.
+        if int(os.environ.get('RANK', '0')) == 0:
+            shutil.rmtree(stage, ignore_errors=True)
         # a list of metrics (e.g. IoU + trimap): the IoU metric writes them
         metrics = cfg.test_evaluator
         if isinstance(metrics, (list, tuple)):

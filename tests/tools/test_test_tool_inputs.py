@@ -100,6 +100,9 @@ def test_out_is_published_complete(setup, tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
     (out / 'keep.txt').write_text('an earlier file')
+    # left in the staging folder by a killed earlier run: not published
+    (tmp_path / 'out.partial').mkdir()
+    (tmp_path / 'out.partial' / 'stale.png').write_text('killed run')
     proc = run_test([CONFIG, setup['good'], '--out', str(out)] +
                     options(setup['data'], tmp_path / 'work'),
                     cwd=str(tmp_path))
