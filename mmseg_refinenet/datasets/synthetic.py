@@ -13,6 +13,8 @@ folders load with MMSeg's ``BaseSegDataset``.
 """
 import os
 import os.path as osp
+import re
+import shutil
 from typing import Tuple
 
 import cv2
@@ -21,6 +23,9 @@ import numpy as np
 SYNTHETIC_METAINFO = dict(
     classes=('background', 'disc', 'box', 'bar'),
     palette=[[0, 0, 0], [220, 20, 60], [0, 142, 70], [250, 170, 30]])
+
+# left in the dataset's root: the folders under it are this generator's
+SYNTHETIC_MARKER = '.mmseg_refinenet_synthetic'
 
 # mean colour of each object class (BGR), before per-object jitter
 _OBJECT_COLOURS = np.array([[60, 60, 200], [60, 170, 60], [40, 180, 220]],
@@ -62,6 +67,14 @@ def generate_synthetic_dataset(root: str,
                                seed: int = 0) -> str:
     """Write the dataset under ``root`` (created if needed).
 
+    A dataset this function wrote before under ``root`` (it leaves the
+    marker file ``.mmseg_refinenet_synthetic`` there) is replaced as a
+    whole, so that fewer images or another seed leave no old files behind
+    (as is one without the marker whose folders hold only ``NNNN.png``
+    files, as it wrote them before the marker). Image folders under
+    ``root`` that hold other files are left alone: a FileExistsError names
+    them.
+
     Args:
         root (str): Output folder.
         num_train (int): Training images. Default: 64.
@@ -75,6 +88,27 @@ def generate_synthetic_dataset(root: str,
     if num_train < 1 or num_val < 1:
         raise ValueError('num_train and num_val must be positive, got '
                          f'{num_train} and {num_val}')
+    folders = [
+        osp.join(root, kind, split) for kind in ('img_dir', 'ann_dir')
+        for split in ('train', 'val')
+    ]
+    used = [f for f in folders if osp.isdir(f) and os.listdir(f)]
+    marker = osp.join(root, SYNTHETIC_MARKER)
+    # before the marker existed, the generator's files were all NNNN.png
+    ours = osp.isfile(marker) or all(
+        re.fullmatch(r'\d{4}\.png', name) for folder in used
+        for name in os.listdir(folder))
+    if not ours:
+        raise FileExistsError(
+            f'{root} already holds files that generate_synthetic_dataset did '
+            f'not write (in {", ".join(used)}); choose an empty or new '
+            'folder for the synthetic dataset')
+    for folder in used:
+        shutil.rmtree(folder)
+    os.makedirs(root, exist_ok=True)
+    with open(marker, 'w') as f:
+        f.write('written by mmseg_refinenet.datasets.'
+                'generate_synthetic_dataset\n')
     rng = np.random.default_rng(seed)
     for split, count in (('train', num_train), ('val', num_val)):
         img_dir = osp.join(root, 'img_dir', split)
