@@ -45,6 +45,45 @@ def test_missing_and_corrupt_checkpoints_name_the_file(tmp_path):
         load_local_checkpoint(str(bad))
 
 
+@pytest.mark.parametrize('legacy', [False, True])
+def test_every_truncation_is_reported_as_a_damaged_file(tmp_path, legacy):
+    """torch.load fails on a cut file with EOFError, UnpicklingError,
+    RuntimeError or OSError (EINVAL) depending on where it was cut: each
+    names the file and says it is damaged."""
+    good = tmp_path / 'good.pth'
+    torch.save(
+        dict(state_dict=dict(w=torch.randn(5000)), meta=dict(iter=4)),
+        good,
+        _use_new_zipfile_serialization=not legacy)
+    data = good.read_bytes()
+    bad = tmp_path / 'cut.pth'
+    for cut in (0, 10, 100, 300, 1000, 5000, len(data) - 100,
+                len(data) - 10, len(data) - 1):
+        bad.write_bytes(data[:cut])
+        with pytest.raises(RuntimeError,
+                           match='cut.pth.*truncated, corrupt') as info:
+            load_local_checkpoint(str(bad))
+        assert 'delete it' in str(info.value)
+
+
+def test_a_readable_checkpoint_that_fails_is_not_called_corrupt(tmp_path):
+    """An error while loading a sound file (here from map_location, as
+    for a GPU checkpoint on a machine without one) names the file and the
+    error, without advice to delete it."""
+    path = tmp_path / 'sound.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(3))), path)
+
+    def no_such_device(storage, location):
+        raise RuntimeError('Attempting to deserialize object on a CUDA '
+                           'device but torch.cuda.is_available() is False')
+
+    with pytest.raises(RuntimeError,
+                       match='sound.pth.*could not be loaded.*CUDA') as info:
+        load_local_checkpoint(str(path), map_location=no_such_device)
+    assert 'corrupt' not in str(info.value)
+    assert 'delete' not in str(info.value)
+
+
 def test_pretrained_torchvision_resnet_through_init_cfg(tmp_path):
     """The configs' ImageNet init: a torchvision-layout ResNet state dict
     (made here with random values) loads into the RefineNet backbone."""

@@ -23,6 +23,7 @@ keys) with a :class:`CheckpointMismatchError` that names the file, instead
 of MMEngine's ``strict=False`` warnings, which leave the unmatched layers at
 their random initial values.
 """
+import errno
 import os.path as osp
 import pickle
 import zipfile
@@ -43,8 +44,11 @@ def load_local_checkpoint(filename, map_location=None):
 
     Raises:
         FileNotFoundError: ``filename`` does not exist.
-        RuntimeError: the file exists but is not a readable torch
-            checkpoint (truncated, corrupt, or another format).
+        RuntimeError: the file exists but could not be loaded. Where the
+            error shows a damaged file (truncated, corrupt, or another
+            format) the message says to delete it; for any other error
+            (e.g. a GPU checkpoint loaded without ``map_location`` on a
+            machine without one) it names the file and the error only.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -55,13 +59,35 @@ def load_local_checkpoint(filename, map_location=None):
         return torch.load(
             filename, map_location=map_location, weights_only=False)
     except (RuntimeError, EOFError, pickle.UnpicklingError,
-            zipfile.BadZipFile, ValueError) as err:
+            zipfile.BadZipFile, ValueError, OSError) as err:
+        if not _is_damaged_file_error(err):
+            if isinstance(err, OSError):
+                raise  # e.g. permissions: the error names the file already
+            raise RuntimeError(
+                f'checkpoint file {filename!r} could not be loaded: '
+                f'{err}') from err
         raise RuntimeError(
             f'checkpoint file {filename!r} could not be read ({err}). It is '
             'truncated, corrupt or not a torch checkpoint: delete it and '
             'resume from an earlier one (--resume-from WORK_DIR/iter_N.pth; '
             'work_dir/last_checkpoint names the newest), or point load_from '
             'at a valid file.') from err
+
+
+def _is_damaged_file_error(err):
+    """Whether ``torch.load``'s error ``err`` shows a damaged file (what
+    torch 2.x raises for truncated, corrupt or foreign files), rather than
+    a readable checkpoint that failed to load."""
+    if isinstance(err, (EOFError, pickle.UnpicklingError, zipfile.BadZipFile)):
+        return True
+    if isinstance(err, OSError):
+        # a zip checkpoint cut inside a record: the reader seeks past the end
+        return err.errno == errno.EINVAL
+    if isinstance(err, RuntimeError):
+        text = str(err)
+        return any(sign in text for sign in (
+            'PytorchStreamReader', 'unexpected EOF', 'might be corrupted'))
+    return False
 
 
 def register_checkpoint_loader():
