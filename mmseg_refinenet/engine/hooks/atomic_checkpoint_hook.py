@@ -55,8 +55,10 @@ or several.
 
 With ``num_workers > 0`` the data pipeline runs in worker processes that
 MMEngine seeds from the seed, the rank and the worker id; advancing the
-dataloader replays them, so the result is exact as well (MMEngine needs a
-``seed`` for that, which every config of this project sets).
+dataloader replays them, so the result is exact as well. The data order
+needs the same seed as the killed run: a fixed ``randomness.seed``, or this
+project's ``tools/train.py --resume``, which reuses the seed stored in the
+checkpoint (MMEngine alone, e.g. through ``mim train``, draws a new one).
 """
 import os.path as osp
 from typing import Any, Dict, Iterator, List, Optional
