@@ -585,10 +585,14 @@ class Runner:
         """Runs ``fn(deadline)`` within the budget (``--budget``);
         errors go to record."""
         bm = benchmark()
-        budget = min(budget or self.args.budget, max(self.time_left(), 1.0))
+        left = max(self.time_left(), 1.0)
+        budget = min(budget or self.args.budget, left)
         deadline = time.monotonic() + budget
+        # the hard stop (what fn cannot stop itself, e.g. a compilation)
+        # leaves twice the budget, but never runs 10 s past --time-limit
+        hard_stop = min(2 * budget, left) + 10
         try:
-            with bm.time_limit(2 * budget + 10):
+            with bm.time_limit(hard_stop):
                 return fn(deadline)
         except (Exception, bm.BudgetExceeded) as e:
             reason = error_text(e)

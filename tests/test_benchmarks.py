@@ -474,3 +474,34 @@ def test_paired_latency_time_limit(tmp_path, tiny_frrn_config):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'time limit: 1 of 50 rounds' in proc.stderr
     assert [r['rounds'] for r in json.loads(out.read_text())] == [1, 1]
+
+
+def test_hard_stop_never_runs_far_past_the_time_limit(monkeypatch):
+    """What a measurement cannot stop itself (a torch.compile) is cut at
+    twice its budget, but never more than 10 s past --time-limit: B1 on
+    the GPU machine must return before the device tool's timeout."""
+    import importlib.util
+    import types
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_models_script',
+        osp.join(REPO, 'benchmarks', 'benchmark_models.py'))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    stops = []
+    real = bm.time_limit
+
+    def spy(seconds):
+        stops.append(seconds)
+        return real(seconds)
+
+    monkeypatch.setattr(bm, 'time_limit', spy)
+    args = types.SimpleNamespace(time_limit=3.0, budget=30.0)
+    runner = script.Runner(args, env={}, results=None, device='cpu')
+    record = dict(errors={})
+    assert runner.measure('x', lambda deadline: deadline, record) > 0
+    # 3 s left: budget 3 s, hard stop 3 + 10 s (it was 2 * 3 + 10)
+    assert len(stops) == 1 and 12.5 < stops[0] <= 13.0
+    # far from the limit: twice the budget, as before
+    args.time_limit = 1000.0
+    runner.measure('y', lambda deadline: deadline, record, budget=20.0)
+    assert stops[1] == 2 * 20.0 + 10

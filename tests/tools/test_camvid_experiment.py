@@ -298,6 +298,97 @@ def test_collect_record(tmp_path):
     assert rec['schedule']['iterations'] == 100
 
 
+def test_calibrate_leaves_out_a_failing_model(tmp_path, monkeypatch):
+    """One model failing its calibration (e.g. out of GPU memory) does not
+    cancel the others: the proposal comes from their times, and `train`
+    starts them without the failed one. --max-train-s caps the training
+    time whatever the deadline."""
+    data = tmp_path / 'data'
+    for split in ('train', 'val'):
+        os.makedirs(data / 'img_dir' / split)
+    real_launch = tool.launch
+
+    def stand_in(run_, key, phase, args, env=None):
+        # the timed iterations MMEngine would log, then the exit status
+        if key == 'unet-s5-d16':
+            return real_launch(run_, key, phase,
+                               ['-c', 'raise SystemExit(1)'], env=env)
+        fake_work_dir(run_.work_dir(key, phase), steps=range(1, 41),
+                      val=())
+        return real_launch(run_, key, phase, ['-c', 'print("ok")'],
+                           env=env)
+
+    monkeypatch.setattr(tool, 'launch', stand_in)
+    run_dir = tmp_path / 'run'
+    code = tool.main(['calibrate', '--run', str(run_dir), '--data',
+                      str(data), '--iters', '40', '--ends-in', '3000',
+                      '--max-train-s', '171', '--round', '10',
+                      '--models', 'frrn-a', 'fcn-r50-d8', 'unet-s5-d16'])
+    assert code == 0
+    calib = json.loads((run_dir / 'calibration.json').read_text())
+    assert calib['failed_models'] == ['unet-s5-d16']
+    assert sorted(calib['s_per_iter']) == ['fcn-r50-d8', 'frrn-a']
+    # (171 - 60) / (0.2 * 1.1) = 504.5 -> 500: the cap, not the 3000 s
+    # deadline
+    assert calib['train_budget_s'] == 171
+    assert calib['proposed_iterations'] == 500
+
+    launched = []
+    monkeypatch.setattr(tool, 'launch',
+                        lambda run_, key, *a, **k: launched.append(key))
+    assert tool.main(['train', '--run', str(run_dir), '--data', str(data),
+                      '--models', 'frrn-a', 'fcn-r50-d8',
+                      'unet-s5-d16']) == 0
+    assert launched == ['frrn-a', 'fcn-r50-d8']
+    sched = json.loads((run_dir / 'schedule.json').read_text())
+    assert sched['models'] == ['frrn-a', 'fcn-r50-d8']
+    assert sched['iterations'] == 500 and sched['concurrent_models'] == 2
+
+
+def test_calibrate_fails_only_when_every_model_fails(tmp_path, monkeypatch):
+    data = tmp_path / 'data'
+    os.makedirs(data / 'img_dir' / 'train')
+    real_launch = tool.launch
+    monkeypatch.setattr(
+        tool, 'launch', lambda run_, key, phase, args, env=None: real_launch(
+            run_, key, phase, ['-c', 'raise SystemExit(1)'], env=env))
+    with pytest.raises(SystemExit) as info:
+        tool.main(['calibrate', '--run', str(tmp_path / 'run'), '--data',
+                   str(data), '--iters', '40', '--ends-in', '600',
+                   '--models', 'frrn-a', 'fcn-r50-d8'])
+    assert info.value.code == 1
+    assert not (tmp_path / 'run' / 'calibration.json').exists()
+
+
+def test_collect_keeps_the_others_and_exports(tmp_path, monkeypatch,
+                                              capsys):
+    """A model whose record cannot be made (here its numbers fail a check)
+    is reported; the other records are written and the archive exported
+    all the same: collect is the session's last command."""
+    keys = ['frrn-a', 'fcn-r50-d8']
+    run = trained_run(tmp_path, keys)
+    real = tool.collect_record
+
+    def collect_record(run_, sched, key, *args):
+        if key == 'frrn-a':
+            raise ValueError('frrn-a: trimap mIoU@r600 1.0 != mIoU 2.0')
+        return real(run_, sched, key, *args)
+
+    monkeypatch.setattr(tool, 'collect_record', collect_record)
+    out = tmp_path / 'out'
+    code = tool.main(['collect', '--run', run.root, '--export', str(out),
+                      '--commit', 'abc'])
+    assert code == 1
+    assert 'frrn-a: no record' in capsys.readouterr().err
+    assert os.listdir(run.path('results')) == ['fcn-r50-d8.json']
+    assert (out / 'camvid_run.tar.gz').stat().st_size > 0
+    record = json.loads(open(run.path('results', 'fcn-r50-d8.json')).read())
+    # never tested: no test figures, no test commands (null, as the report
+    # takes them)
+    assert record['commands']['test'] is None
+    assert record['test_miou'] is None
+
+
 def segnet_camvid_samples(size=(48, 64)):
     """4 train, 2 val, 2 test images with sky, road and a car, in the
     classes' colours plus noise, so that a few iterations learn them."""

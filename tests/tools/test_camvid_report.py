@@ -186,9 +186,14 @@ def test_report(tmp_path):
 def test_goals_not_met_and_missing_model(tmp_path):
     # FRRN A 58.0: below 60 and behind DeepLabV3 (59.0); RefineNet ahead.
     # UNet not run: its placeholder stays, the md says so.
+    # No model's ms+flip test ran (the session's time ran out): no figure
+    # and no command.
+    def no_ms_flip(rec):
+        rec.pop('test_miou_ms_flip')
+        rec['commands']['test_ms_flip'] = None
+
     run, data, docs = make_run(tmp_path, mious=(58.0, 60.5, 50.0, 59.0, 0),
-                               skip=('unet-s5-d16', ),
-                               edit=lambda r: r.pop('test_miou_ms_flip'))
+                               skip=('unet-s5-d16', ), edit=no_ms_flip)
     with open(docs / 'camvid.json') as f:
         old = json.load(f)
     proc = report(run, data, docs)
@@ -205,6 +210,7 @@ def test_goals_not_met_and_missing_model(tmp_path):
     assert verdicts[0] == 'not met'
     assert all(v.startswith('not decidable') for v in verdicts[1:])
     assert 'FRRN A: test_miou_ms_flip' in md
+    assert md.count('# (test ms flip: not run)') == 4
     assert '(literature, not run here)' not in md
     with open(docs / 'camvid.json') as f:
         new = json.load(f)
@@ -238,6 +244,18 @@ def test_errors(tmp_path, assert_one_line_error):
     path.write_text(json.dumps(bad))
     assert_one_line_error(report(run, data, docs), 'frrn-a.json',
                           "'test_miou'", 'number')
+
+    bad = copy.deepcopy(good)
+    bad['commands']['test'] = 5
+    path.write_text(json.dumps(bad))
+    assert_one_line_error(report(run, data, docs), 'frrn-a.json',
+                          "'commands.test'", 'string or null')
+
+    bad = copy.deepcopy(good)
+    bad['commands']['train'] = None
+    path.write_text(json.dumps(bad))
+    assert_one_line_error(report(run, data, docs), 'frrn-a.json',
+                          "'commands.train'", 'must be a string')
 
     bad = copy.deepcopy(good)
     bad['schedule']['lr'] = 0.002

@@ -421,7 +421,7 @@ def runbook_python_commands():
                 words = words[1:]
             if words[:1] == ['timeout']:
                 words = words[2:]
-            if words[:1] == ['python']:
+            if words[:1] == ['python3']:
                 found.append((number, words[1:]))
     return found
 
@@ -463,8 +463,16 @@ def test_runbook_camvid_reserves_agree():
               for phase in ('wait', 'test', 'collect')]
     assert phases == sorted(phases)
     # test and collect run whatever the step before them returned
-    assert '; python tools/device/camvid_experiment.py test' in a3
-    assert '; python tools/device/camvid_experiment.py collect' in a3
+    assert '; python3 tools/device/camvid_experiment.py test' in a3
+    assert '; python3 tools/device/camvid_experiment.py collect' in a3
+    # A3 runs at most budget.sh's cap of END: trainings longer than that
+    # cap less A2's reserve would outlast A3's wait whenever A3 starts with
+    # more than the cap left
+    import re
+    with open(BUDGET) as f:
+        cap = int(re.search(r'END=\$\(\( REMAIN < (\d+) \? REMAIN : (\d+) '
+                            r'\)\)', f.read()).group(1))
+    assert f'--max-train-s $(({cap} - {after_training}))' in a2
 
 
 BUDGET = osp.join(REPO, 'tools', 'device', 'budget.sh')
@@ -486,11 +494,11 @@ def budget(tmp_path, *args, env=None, before=''):
 
 
 def test_budget_first_and_later_calls(tmp_path):
-    """The first command on a machine takes off the start (120 s) and the
+    """The first command on a machine takes off the start (210 s) and the
     margin (45 s); a later one with LEFT only the margin; one without LEFT
     reads the recorded deadline, counted from its own start."""
     code, remain, end, _ = budget(tmp_path, '900')
-    assert code == 0 and remain == 900 - 45 - 120 and end == 570
+    assert code == 0 and remain == 900 - 45 - 210 and end == 570
     deadline = int((tmp_path / 'deadline').read_text())
     code, remain, end, _ = budget(tmp_path, '500')
     assert code == 0 and remain == 500 - 45 and end == remain
@@ -519,7 +527,7 @@ def test_budget_refuses_what_it_cannot_use(tmp_path, args, names):
 
 
 def test_budget_refuses_under_a_minute(tmp_path):
-    code, _, _, stderr = budget(tmp_path, '100')  # 100 - 45 - 120 < 60
+    code, _, _, stderr = budget(tmp_path, '260')  # 260 - 45 - 210 < 60
     assert code == 2 and 'give the machine back' in stderr
 
 

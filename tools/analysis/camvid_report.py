@@ -40,8 +40,9 @@ written.
 
 Nothing is invented: every number comes from a record. A measured field
 missing (or null) in a record is rendered as ``-`` and listed in the
-"Missing" line. Identity fields (key, model, config, commit, device,
-commands, schedule, iterations) are required: a record without them, a
+"Missing" line. Identity fields (key, model, config, commit, device, the
+training command, schedule, iterations) are required (the test commands
+are null for a model whose tests never ran): a record without them, a
 field of the wrong type or schedules that differ between models (other
 than ``concurrent_models``; the issue demands one identical schedule) stop
 the script with a one-line ``error:`` and exit status 2. Re-running on the
@@ -173,10 +174,16 @@ def check_record(rec, name):
     need('commit', text, 'a string')
     need('device', text, 'a string')
     need('commands', lambda v: isinstance(v, dict), 'an object')
-    for sub in ('train', 'test', 'test_ms_flip'):
-        if not text(rec['commands'].get(sub)):
+    if not text(rec['commands'].get('train')):
+        raise SchemaError(f'{name}: field \'commands.train\' must be a '
+                          'string')
+    # a model whose tests never ran (the session's time ran out) has no
+    # test commands, and no test figures
+    for sub in ('test', 'test_ms_flip'):
+        value = rec['commands'].get(sub)
+        if value is not None and not text(value):
             raise SchemaError(f'{name}: field \'commands.{sub}\' must be a '
-                              'string')
+                              f'string or null, got {_type_name(value)}')
     need('schedule', lambda v: isinstance(v, dict), 'an object')
     need('iterations', is_int, 'an integer')
     for field in ('iterations', 'batch_size', 'warmup_iters',
@@ -833,7 +840,9 @@ def gpu_section(runs_by_key, placeholders, stems, pred_status, figures,
         if i:
             L.append('')
         L.append(f'# {rec["model"]}')
-        L += [rec['commands'][k] for k in ('train', 'test', 'test_ms_flip')]
+        L += [rec['commands'][k] if rec['commands'].get(k) is not None else
+              f'# ({k.replace("_", " ")}: not run)'
+              for k in ('train', 'test', 'test_ms_flip')]
     L += ['```', '',
           'How to rerun: [`docs/gpu_runbook.md`](../gpu_runbook.md); then '
           '`python tools/analysis/camvid_report.py RUN_DIR --data '

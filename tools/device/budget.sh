@@ -3,9 +3,11 @@
 # else:
 #
 #   SECONDS=0; source tools/device/budget.sh LEFT || exit 2
-#       LEFT: the budget_left_s that the device tool's `status` gave just
-#       before this call. The deadline it implies is recorded on the
-#       machine ($MMSEG_RN_STATE/deadline, wall clock).
+#       LEFT: the device time left just before this call: `status`'s
+#       budget_left_s for the session's first call, else the previous
+#       call's lease.budget_left_s less the seconds since its reply. The
+#       deadline it implies is recorded on the machine
+#       ($MMSEG_RN_STATE/deadline, wall clock).
 #   SECONDS=0; source tools/device/budget.sh || exit 2
 #       a call sent at once after the previous one, on the same warm
 #       machine, without reading `status` in between: the recorded deadline.
@@ -19,8 +21,9 @@
 #           570 (the device tool stops a command at 600).
 # Scripts take their limits from these, e.g. `--time-limit $((END - 60 -
 # SECONDS))`. The first command on a bare machine also takes off
-# BUDGET_START_S (default 120): the machine's start, which the device tool
-# counts and this command did not see. Passing LEFT again later corrects
+# BUDGET_START_S (default 210): the machine's start, which the device tool
+# counts and this command did not see (a call that names no kind may wait
+# 90 s for an H100, then start an H200). Passing LEFT again later corrects
 # the deadline.
 #
 # Fails (status 2, one "error:" line) on a LEFT that is not a number of
@@ -37,7 +40,7 @@ if [ $# -ge 1 ]; then
     esac
     _rn_deadline=$(( _rn_start + $1 - ${BUDGET_MARGIN_S:-45} ))
     if [ ! -f "$_rn_file" ]; then
-        _rn_deadline=$(( _rn_deadline - ${BUDGET_START_S:-120} ))
+        _rn_deadline=$(( _rn_deadline - ${BUDGET_START_S:-210} ))
     fi
     mkdir -p "$(dirname "$_rn_file")"
     echo "$_rn_deadline" > "$_rn_file"

@@ -37,8 +37,12 @@ if [ ! -f "$WHEELS/mmcv-2.1.0.tar.gz" ]; then
     exit 2
 fi
 if [ ! -x "$VENV/bin/python" ]; then
-    if ! command -v "$PY312" >/dev/null; then
-        echo "error: no $PY312: set PY312 to a CPython 3.12" >&2
+    # run it, not only find it: a pyenv shim is found but exits 127 when
+    # the active pyenv version is another Python
+    if ! "$PY312" -c 'import sys; assert sys.version_info[:2] == (3, 12)' \
+            >/dev/null 2>&1; then
+        echo "error: $PY312 does not run a CPython 3.12: set PY312 to" \
+             "one (e.g. PY312=\$(pyenv root)/versions/3.12.1/bin/python3.12)" >&2
         exit 2
     fi
     echo "[mmcv-wheel] environment $VENV (torch $TORCH from PyPI)"

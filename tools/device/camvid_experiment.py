@@ -389,7 +389,13 @@ def _child_env():
 def cmd_calibrate(args):
     """Time ``--iters`` iterations of all models running together and
     propose the iterations that fit ``--budget-min`` of training, or that
-    end the trainings ``--ends-in`` seconds after this phase starts."""
+    end the trainings ``--ends-in`` seconds after this phase starts (at
+    most ``--max-train-s`` of training either way).
+
+    A model whose calibration fails or times out (stopped then) is left
+    out: the others' times make the proposal, ``calibration.json`` lists
+    it under ``failed_models`` and ``train`` does not start it. Only when
+    every model fails does this exit with status 1."""
     started = time.monotonic()
     run = Run(args.run)
     run.makedirs()
@@ -399,6 +405,7 @@ def cmd_calibrate(args):
                          len(keys))
     sched.update(val_interval=10**9, checkpoint_interval=10**9,
                  extra_options=args.extra)
+    procs = {}
     for key, _, config in _models(keys):
         work_dir = run.work_dir(key, 'calibrate')
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -407,23 +414,31 @@ def cmd_calibrate(args):
         opts = schedule_options(sched, args.data, log_interval=args.log_every)
         opts += ['default_hooks.checkpoint.save_last=False',
                  f'train_cfg.val_begin={10**9}']  # no validation at the end
-        launch(run, key, 'calibrate', train_args(config, work_dir, opts),
-               env=_child_env())
+        procs[key] = launch(run, key, 'calibrate',
+                            train_args(config, work_dir, opts),
+                            env=_child_env())
     deadline = time.monotonic() + args.max_min * 60
     states = wait_for(run, keys, 'calibrate', deadline)
-    bad = [k for k, s in states.items() if s != 'finished']
-    if bad:
-        fail(f'calibration failed or timed out for {bad}: see '
-             + ', '.join(run.log_file(k, 'calibrate') for k in bad), 1)
-    per_iter = {}
+    for key, state in states.items():
+        if state == 'running':  # timed out: it must not hold the GPU
+            stop_session(procs[key])
+    per_iter, bad = {}, {}
     for key in keys:
         times = [(step, t) for step, t in _times(run.work_dir(key,
                                                               'calibrate'))]
         steady = [t for step, t in times if step > args.iters // 2]
-        if not steady:
-            fail(f'{key}: no timed iterations after the first half in '
-                 f'{run.work_dir(key, "calibrate")}', 1)
-        per_iter[key] = statistics.median(steady)
+        if states[key] != 'finished':
+            bad[key] = 'timed out' if states[key] == 'running' else 'failed'
+        elif not steady:
+            bad[key] = 'no timed iterations after the first half'
+        else:
+            per_iter[key] = statistics.median(steady)
+    if bad:
+        print('calibration ' + '; '.join(
+            f'{key}: {why} (log {run.log_file(key, "calibrate")})'
+            for key, why in bad.items()), file=sys.stderr)
+    if not per_iter:
+        fail(f'calibration failed for every model: {sorted(bad)}', 1)
     slowest = max(per_iter.values())
     calibrate_s = time.monotonic() - started
     if args.ends_in is not None:
@@ -431,6 +446,8 @@ def cmd_calibrate(args):
         train_s = args.ends_in - calibrate_s - LAUNCH_S
     else:
         train_s = args.budget_min * 60
+    if args.max_train_s is not None:
+        train_s = min(train_s, args.max_train_s)
     try:
         iterations = propose_iterations(slowest, train_s, args.round)
     except ValueError as e:
@@ -440,11 +457,13 @@ def cmd_calibrate(args):
                   budget_min=args.budget_min, ends_in_s=args.ends_in,
                   calibrate_s=round(calibrate_s, 1),
                   train_budget_s=round(train_s, 1),
+                  max_train_s=args.max_train_s,
                   proposed_iterations=iterations,
+                  failed_models=sorted(bad),
                   concurrent_models=len(keys), amp=args.amp,
                   num_workers=args.num_workers, device=_device_name())
     _write_json(run.path('calibration.json'), result)
-    for key in keys:
+    for key in per_iter:
         print(f'{key:18s} {per_iter[key]:.3f} s/iter together')
     print(f'calibration took {calibrate_s:.0f} s; proposed: '
           f'{iterations} iterations in {train_s:.0f} s of training '
@@ -483,15 +502,21 @@ def cmd_train(args):
     sched = _read_json(sched_file)
     if sched is None:
         iterations = args.iters
+        models = list(args.models)
         if iterations is None:
             calib = _read_json(run.path('calibration.json'))
             if calib is None:
                 fail('no --iters and no calibration.json: run `calibrate` '
                      'first or pass --iters')
             iterations = calib['proposed_iterations']
+            failed = [k for k in calib.get('failed_models', [])
+                      if k in models]
+            if failed:
+                print(f'left out (calibration failed): {failed}')
+                models = [k for k in models if k not in failed]
         sched = schedule_for(iterations, args.amp, args.num_workers,
-                             len(args.models))
-        sched['models'] = list(args.models)
+                             len(models))
+        sched['models'] = models
         sched['data_root'] = args.data
         sched['extra_options'] = list(args.extra)
         for option in args.extra:  # the batch the records report
@@ -734,8 +759,9 @@ def collect_record(run, sched, key, name, config, commit, dirty, device):
     # the whole-image band equals IoUMetric's mIoU: a check of the numbers
     if whole is not None and ss.get('mIoU') is not None and abs(
             ss[f'mIoU@r{whole}'] - ss['mIoU']) > 0.011:
-        fail(f'{key}: trimap mIoU@r{whole} {ss[f"mIoU@r{whole}"]} != '
-             f'mIoU {ss["mIoU"]}: the per-class figures would be wrong', 1)
+        raise ValueError(
+            f'{key}: trimap mIoU@r{whole} {ss[f"mIoU@r{whole}"]} != mIoU '
+            f'{ss["mIoU"]}: the per-class figures would be wrong')
     train_cmd = segments[0]['command'] if segments else None
     test_cmd = _state_command(run, f'ss-{key}')
     ms_cmd = _state_command(run, f'ms_flip-{key}')
@@ -799,13 +825,21 @@ def cmd_collect(args):
         fail('no schedule.json: nothing was trained in this run')
     commit, dirty = _commit(args)
     device = _device_name()
-    written = []
+    written, broken = [], []
     for key, name, config in _models(sched['models']):
         if status_of(run, key) != 'finished':
             print(f'{key}: not finished, no record')
             continue
-        record = collect_record(run, sched, key, name, config, commit,
-                                dirty, device)
+        # one model's bad numbers must not cost the others their records
+        # (nor the export below: this is the session's last call)
+        try:
+            record = collect_record(run, sched, key, name, config, commit,
+                                    dirty, device)
+        except Exception as e:
+            sys.stderr.write(f'error: {key}: no record: '
+                             f'{type(e).__name__}: {e}\n')
+            broken.append(key)
+            continue
         _write_json(run.path('results', f'{key}.json'), record)
         written.append(key)
         print(f'{key}: test mIoU {record["test_miou"]} (ms+flip '
@@ -825,7 +859,7 @@ def cmd_collect(args):
                         'scalars.json')))):
                     tar.add(path, arcname=f'scalars/{key}-{i}.json')
         print(f'{archive}: {osp.getsize(archive) / 2**20:.2f} MiB')
-    return 0 if written else 1
+    return 0 if written and not broken else 1
 
 
 def cmd_status(args):
@@ -879,6 +913,12 @@ def parse_args(argv=None):
                         'after calibrate starts (its own time and the '
                         'launch are taken off); e.g. $((REMAIN - 330 - '
                         'SECONDS)) in call A2 of docs/gpu_runbook.md')
+    p.add_argument('--max-train-s', type=float, default=None,
+                   metavar='SECONDS',
+                   help='at most this many seconds of training, whatever '
+                   'the budget: the trainings must end inside the wait of '
+                   'the next command, which runs 570 s at most; '
+                   '$((570 - 330)) in call A2 of docs/gpu_runbook.md')
     p.add_argument('--round', type=int, default=100,
                    help='round the iterations down to a multiple of this')
     p.add_argument('--max-min', type=float, default=5)
