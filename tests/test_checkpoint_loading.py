@@ -115,43 +115,6 @@ def test_pretrained_torchvision_resnet_through_init_cfg(tmp_path):
         assert torch.equal(v, torchvision_layout[k]), k
 
 
-def test_pretrained_init_cfg_reaches_every_scale_of_2scale_refinenet(
-        tmp_path):
-    """MultiScaleBackbone's copies each load the backbone's ImageNet
-    init_cfg when the Runner calls init_weights (before, the copies sat in a
-    torch ModuleList that init_weights never entered: both trained from
-    random weights, silently)."""
-    resnet = dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3),
-                  style='pytorch')
-    weights = {
-        k: torch.full_like(v, 0.125) if v.is_floating_point() else v
-        for k, v in MODELS.build(resnet).state_dict().items()
-    }
-    path = tmp_path / 'resnet18-imagenet.pth'
-    torch.save(weights, path)
-    cfg = dict(
-        type='EncoderDecoder',
-        backbone=dict(
-            type='MultiScaleBackbone',
-            scales=(1.2, 0.6),
-            backbone=dict(
-                resnet,
-                init_cfg=dict(type='Pretrained', checkpoint=str(path)))),
-        decode_head=dict(
-            type='RefineNetHead',
-            in_channels=[64, 128, 256, 512] * 2,
-            in_index=list(range(8)),
-            channels=32,
-            adapt_channels=[32, 32, 32, 64] * 2,
-            cascade=((3, 7), (2, 6), (1, 5), (0, 4)),
-            num_classes=3))
-    model = MODELS.build(cfg)
-    model.init_weights()
-    for scale in model.backbone.backbones:
-        for k, v in scale.state_dict().items():
-            assert torch.equal(v, weights[k]), k
-
-
 def test_load_from_style_whole_model_checkpoint(tmp_path):
     model = MODELS.build(
         dict(

@@ -171,15 +171,17 @@ def test_zero_init_survives_an_init_cfg_of_the_head():
     assert all(conv.conv.weight.any() for conv in head.adapt_convs)
 
 
-def test_two_scale_refinenet():
-    model = MODELS.build(
+def two_scale_refinenet(**backbone):
+    """A narrow 2-scale RefineNet (Fig. 7c) on ResNet-18s."""
+    return MODELS.build(
         dict(
             type='EncoderDecoder',
             backbone=dict(
                 type='MultiScaleBackbone',
                 scales=(1.2, 0.6),
                 backbone=dict(
-                    type='ResNet', depth=18, out_indices=(0, 1, 2, 3))),
+                    type='ResNet', depth=18, out_indices=(0, 1, 2, 3),
+                    **backbone)),
             decode_head=dict(
                 type='RefineNetHead',
                 in_channels=[64, 128, 256, 512] * 2,
@@ -188,6 +190,10 @@ def test_two_scale_refinenet():
                 adapt_channels=[32, 32, 32, 64] * 2,
                 cascade=((3, 7), (2, 6), (1, 5), (0, 4)),
                 num_classes=3)))
+
+
+def test_two_scale_refinenet():
+    model = two_scale_refinenet()
     assert len(model.backbone.backbones) == 2
     b0, b1 = model.backbone.backbones
     assert b0.conv1.weight.data_ptr() != b1.conv1.weight.data_ptr()
@@ -199,6 +205,26 @@ def test_two_scale_refinenet():
     assert out.shape == (1, 3, 15, 18)  # 1/4 of the 1.2x image
     block_inputs = [len(b.in_channels) for b in model.decode_head.blocks]
     assert block_inputs == [2, 3, 3, 3]
+
+
+def test_pretrained_init_cfg_reaches_every_scale(tmp_path):
+    """MultiScaleBackbone's copies each load the backbone's ImageNet
+    init_cfg when the Runner calls init_weights (before, the copies sat in a
+    torch ModuleList that init_weights never entered: both trained from
+    random weights, silently)."""
+    resnet = two_scale_refinenet().backbone.backbones[0]
+    weights = {
+        k: torch.full_like(v, 0.125) if v.is_floating_point() else v
+        for k, v in resnet.state_dict().items()
+    }
+    path = tmp_path / 'resnet18-imagenet.pth'
+    torch.save(weights, path)
+    model = two_scale_refinenet(
+        init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    for scale in model.backbone.backbones:
+        for k, v in scale.state_dict().items():
+            assert torch.equal(v, weights[k]), k
 
 
 def test_lightweight_refinenet_by_config():
