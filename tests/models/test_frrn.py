@@ -18,6 +18,14 @@ from mmseg_refinenet.models.decode_heads import FRRNHead
 from mmseg_refinenet.models.utils import theano_bilinear_upsample
 
 NUM_CLASSES = 19
+# a two-stage FRRN, small enough for a few milliseconds per forward
+TINY_SPEC = dict(
+    arch=None,
+    encoder=((1, 16), (1, 32)),
+    decoder=((1, 16), ),
+    base_channels=8,
+    residual_channels=4,
+    num_stem_units=1)
 
 
 def num_params(*modules):
@@ -287,13 +295,7 @@ def test_theano_upsample_x2_closed_form_differs_from_interpolate():
 
 
 def test_frrn_theano_upsample_mode(monkeypatch):
-    spec = dict(
-        arch=None,
-        encoder=((1, 16), (1, 32)),
-        decoder=((1, 16), ),
-        base_channels=8,
-        residual_channels=4,
-        num_stem_units=1)
+    spec = TINY_SPEC
     torch.manual_seed(0)
     bilinear = FRRN(**spec).eval()
     theano = FRRN(upsample_mode='theano', **spec).eval()
@@ -331,13 +333,7 @@ def test_bad_frrn_only_arguments():
 
 
 def test_custom_spec():
-    model = FRRN(
-        arch=None,
-        encoder=((1, 16), (1, 32)),
-        decoder=((1, 16), ),
-        base_channels=8,
-        residual_channels=4,
-        num_stem_units=1).eval()
+    model = FRRN(**TINY_SPEC).eval()
     assert model.size_divisor == 4
     with torch.no_grad():
         assert model(torch.randn(1, 3, 8, 12))[0].shape == (1, 8, 8, 12)
