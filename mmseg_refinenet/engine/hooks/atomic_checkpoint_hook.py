@@ -228,8 +228,8 @@ class AtomicCheckpointHook(CheckpointHook):
         try:
             super()._save_best_checkpoint(runner, metrics)
         finally:
-            # the keys whose best did not change (or whose save failed)
-            # keep their file
+            # the keys whose best did not change keep their file; after an
+            # error nothing is removed (the exception propagates)
             current = ({
                 None: self.best_ckpt_path
             } if single else self.best_ckpt_path_dict)
