@@ -91,7 +91,8 @@ def export_onnx(segmentor,
                 exporter='dynamo',
                 opset=None,
                 with_labels=True,
-                metadata=None):
+                metadata=None,
+                check=None):
     """Export ``segmentor`` to ``out_file`` (written atomically).
 
     Args:
@@ -108,6 +109,10 @@ def export_onnx(segmentor,
         with_labels (bool): Add the ``labels`` output.
         metadata (dict | None): Written into the model's metadata_props
             (values that are not strings are JSON-encoded).
+        check (callable | None): ``check(wrapper, path)``, run on the
+            complete file under its temporary name before it takes the name
+            ``out_file`` (e.g. :func:`verify_onnx`); an exception it raises
+            leaves ``out_file`` as it was.
 
     Returns:
         SegmentorONNXWrapper: The wrapped model that was exported, in eval
@@ -155,6 +160,8 @@ def export_onnx(segmentor,
                 value)
         onnx.checker.check_model(model)
         onnx.save(model, tmp)
+        if check is not None:
+            check(wrapper, tmp)
         os.replace(tmp, out_file)
     finally:
         if osp.exists(tmp):

@@ -25,10 +25,8 @@ renamed only when the export (and the verification) succeeded.
 import argparse
 import importlib.util
 import json
-import os
 import os.path as osp
 import sys
-import tempfile
 import warnings
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -36,6 +34,10 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 class ExportError(Exception):
     """A wrong argument or input; reported as ``error: ...``, exit 2."""
+
+
+class VerificationFailed(Exception):
+    """onnxruntime and PyTorch disagree on the exported model (exit 1)."""
 
 
 def parse_args(argv=None):
@@ -157,49 +159,39 @@ def run(args):
     print(f'exporting {args.config} at {args.batch}x3x{height}x{width} '
           f"({'dynamic' if args.dynamic else 'static'} shape, "
           f'{args.exporter} exporter) ...')
-    # with --verify the model is exported and checked under a temporary
-    # name beside --out, and takes the name of --out only once it passed
-    target = args.out
-    if args.verify:
-        out_dir = osp.dirname(osp.abspath(args.out))
-        os.makedirs(out_dir, exist_ok=True)
-        fd, target = tempfile.mkstemp(
-            dir=out_dir,
-            prefix='.' + osp.basename(args.out),
-            suffix='.unverified')
-        os.close(fd)
+    shapes = [(1, 3, height, width)]
+    if args.dynamic:
+        # another batch and size; +64 keeps FRRN's divisibility
+        shapes.append((2, 3, height + 64, width + 64))
+
+    def verify(wrapper, path):
+        # on the file under its temporary name: it takes the name of --out
+        # only once it passed
+        reports = verify_onnx(wrapper, path, shapes, rtol=args.rtol)
+        for r in reports:
+            print('verify ' + json.dumps(r))
+        if not all(r['ok'] for r in reports):
+            raise VerificationFailed
+        print(f'verified with onnxruntime on {len(shapes)} input shape(s)')
+
     try:
-        wrapper = export_onnx(
+        export_onnx(
             model,
-            target,
+            args.out,
             (height, width),
             batch_size=args.batch,
             dynamic=args.dynamic,
             exporter=args.exporter,
             opset=args.opset,
             with_labels=not args.no_labels,
-            metadata=metadata(cfg, model, args))
-        if args.verify:
-            shapes = [(1, 3, height, width)]
-            if args.dynamic:
-                # another batch and size; +64 keeps FRRN's divisibility
-                shapes.append((2, 3, height + 64, width + 64))
-            reports = verify_onnx(wrapper, target, shapes, rtol=args.rtol)
-            for r in reports:
-                print('verify ' + json.dumps(r))
-            if not all(r['ok'] for r in reports):
-                kept = (' (the file already there is unchanged)'
-                        if osp.exists(args.out) else '')
-                sys.stderr.write(
-                    f'error: onnxruntime and PyTorch disagree (rtol '
-                    f'{args.rtol}); {args.out} was not written{kept}\n')
-                return 1
-            print(
-                f'verified with onnxruntime on {len(shapes)} input shape(s)')
-            os.replace(target, args.out)
-    finally:
-        if target != args.out and osp.exists(target):
-            os.remove(target)
+            metadata=metadata(cfg, model, args),
+            check=verify if args.verify else None)
+    except VerificationFailed:
+        kept = (' (the file already there is unchanged)'
+                if osp.exists(args.out) else '')
+        sys.stderr.write(f'error: onnxruntime and PyTorch disagree (rtol '
+                         f'{args.rtol}); {args.out} was not written{kept}\n')
+        return 1
     size = osp.getsize(args.out) / 2**20
     print(f'wrote {args.out} ({size:.1f} MiB)')
     return 0
