@@ -345,6 +345,59 @@ def test_check_wheels_bad_arguments(tmp_path):
     assert code == 1 and 'no wheel or sdist' in stderr
 
 
+def test_check_wheels_lists_device_packages(tmp_path):
+    code, stdout, stderr = run(CHECK, '--list-device-packages')
+    assert code == 0, stderr
+    listed = stdout.split()
+    # what `import mmcv` / mmengine / mmseg need from the image, pinned
+    # where the version is known; torch and setuptools are the caller's
+    for name in ('opencv-python-headless', 'numpy==2.5.2', 'pyyaml',
+                 'pillow', 'scipy', 'matplotlib', 'rich', 'regex'):
+        assert name in listed, listed
+    assert not any(n.startswith(('torch', 'setuptools')) for n in listed)
+    assert_error(run(CHECK, '--list-device-packages', tmp_path), 'no folder')
+    assert_error(run(CHECK), 'give the folder')
+
+
+def test_build_mmcv_wheel_env_holds_the_device_packages(tmp_path):
+    """build_mmcv_wheel.sh's stand-in environment gets the device image's
+    packages before it runs setup.sh (it once got only torch and numpy, and
+    setup.sh's import check failed on cv2 after compiling mmcv).
+
+    The environment's python is a stub: pip calls are logged, not run,
+    check_wheels.py runs for real, anything else (setup.sh's first step)
+    fails, which ends the script.
+    """
+    venv = tmp_path / 'venv'
+    (venv / 'bin').mkdir(parents=True)
+    log = tmp_path / 'pip.log'
+    stub = venv / 'bin' / 'python'
+    stub.write_text(
+        '#!/usr/bin/env bash\n'
+        'case "$*" in\n'
+        f'  "-m pip install"*) echo "$*" >> {log}; exit 0 ;;\n'
+        f'  *check_wheels.py*) exec {sys.executable} "$@" ;;\n'
+        '  *) exit 3 ;;\n'
+        'esac\n')
+    stub.chmod(0o755)
+    wheels = tmp_path / 'wheels'
+    wheels.mkdir()
+    (wheels / 'mmcv-2.1.0.tar.gz').write_bytes(b'not opened')
+    env = dict(os.environ, VENV=str(venv), DEVICE_TORCH='2.11.0',
+               WHEELS=str(wheels))
+    proc = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'device', 'build_mmcv_wheel.sh'),
+         str(tmp_path / 'dest')], capture_output=True, text=True, env=env,
+        timeout=120)
+    assert proc.returncode != 0  # the stub ends it at setup.sh
+    installs = log.read_text().splitlines()
+    env_install = next(line for line in installs if 'torch==2.11.0' in line)
+    _, listed, _ = run(CHECK, '--list-device-packages')
+    for requirement in listed.split():
+        assert requirement in env_install.split(), (requirement, installs)
+    assert not (tmp_path / 'dest').exists()
+
+
 def _python_and_torch():
     import torch
     return (f'python {sys.version_info.major}.{sys.version_info.minor} '

@@ -19,6 +19,7 @@ run, so this script checks, without installing anything, that
 Usage::
 
     python tools/device/check_wheels.py .carry/wheels
+    python tools/device/check_wheels.py --list-device-packages
 
 Exit status 0 and ``ok: N wheels + M sdist, X MiB``; 1 and the list of
 problems; 2 for wrong arguments (one line ``error: ...``). Needs only the
@@ -303,9 +304,24 @@ def main(argv=None):
     parser = cli.OneLineArgumentParser(
         description='Check that a folder of wheels (and sdists) for the GPU '
         'machine (CPython 3.12, Linux x86_64) is complete and consistent.')
-    parser.add_argument('folder', metavar='DIR',
+    parser.add_argument('folder', metavar='DIR', nargs='?',
                         help='folder of the wheels, e.g. .carry/wheels')
+    parser.add_argument(
+        '--list-device-packages', action='store_true',
+        help='print instead the device image\'s packages as pip '
+        'requirements, one a line (name==version where the version is '
+        'known), less torch and setuptools, for an environment that stands '
+        'in for the device (build_mmcv_wheel.sh)')
     args = parser.parse_args(argv)
+    if args.list_device_packages:
+        if args.folder is not None:
+            fail('--list-device-packages takes no folder')
+        for name, version in sorted(DEVICE_PACKAGES.items()):
+            if name not in ('torch', 'setuptools'):
+                print(f'{name}=={version}' if version else name)
+        return 0
+    if args.folder is None:
+        fail('give the folder of the wheels, e.g. .carry/wheels')
     if not osp.isdir(args.folder):
         fail(f'{args.folder}: no such folder')
     problems, notes, wheels, sdists, total = check(args.folder)

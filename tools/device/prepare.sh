@@ -7,7 +7,7 @@
 #   .carry/meta/      commit.txt: "<sha> clean|dirty" of this tree (the copy
 #                     on the GPU machine has no .git; env.sh reads it)
 #   .carry/mmcv/      optional, made by build_mmcv_wheel.sh (not run here:
-#                     23 minutes on 2 cores): mmcv built for the
+#                     7 to 23 minutes on 2 cores): mmcv built for the
 #                     device, which saves setup.sh compiling it there
 # Idempotent: present wheels and chunks are kept. Environment:
 #   CAMVID_ROOT  SegNet's CamVid (default ../shared/data/camvid)
