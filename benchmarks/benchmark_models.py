@@ -133,7 +133,7 @@ RECORD_FIELDS = [
     'train_step_ms_min', 'train_step_ms_max', 'train_runs',
     'peak_train_mem_mb', 'mem_method', 'fwd_flops', 'fwd_bytes',
     'achieved_tflops', 'achieved_gbs', 'peak_tflops', 'peak_gbs', 'bound_ms',
-    'bound_ratio', 'reference', 'ratios'
+    'bound_ratio', 'reference', 'ratios', 'value_checks'
 ]
 RATIO_KEYS = ['params_m', 'gflops', 'latency_ms', 'throughput_img_s',
               'train_step_ms', 'peak_train_mem_mb']
@@ -231,6 +231,12 @@ def parse_args(argv=None):
                         help='inference only (also no with_cp training '
                         'runs of --frrn-paper-sizes)')
     parser.add_argument('--num-classes', type=positive_int, default=19)
+    parser.add_argument(
+        '--value-checks', action='store_true',
+        help='keep the plugin\'s NaN / Inf checks of inputs and features '
+        '(check_finite, on by default in the configs; one host-device '
+        'synchronisation each, which MMSeg\'s models do not make): '
+        'measured without them by default')
     parser.add_argument('--reference', default=REFERENCE,
                         help='model (key or label) the ratios refer to')
     parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'],
@@ -387,7 +393,11 @@ def plan(args):
                    for flag in (False, True)]
     groups = []
     shape = list(args.shape)
-    for model in args.models:
+    # the reference first: a record gets its ratios from the reference's
+    # record measured before it, and a run cut short by --time-limit
+    # should not leave the models before the reference without ratios
+    ref_label = args.reference['label'] if args.reference else None
+    for model in sorted(args.models, key=lambda m: m['label'] != ref_label):
         variants = [v for v in main_variants
                     if not v[1] or args.cl_models is None
                     or model['label'] in args.cl_models]
@@ -585,7 +595,12 @@ class Runner:
         """Runs ``fn(deadline)`` within the budget (``--budget``);
         errors go to record."""
         bm = benchmark()
-        left = max(self.time_left(), 1.0)
+        if self.time_left() <= 0:
+            reason = 'run time limit (--time-limit) reached'
+            record['errors'][what] = reason
+            progress(f'    {what}: {reason}')
+            return None
+        left = self.time_left()
         budget = min(budget or self.args.budget, left)
         deadline = time.monotonic() + budget
         # the hard stop (what fn cannot stop itself, e.g. a compilation)
@@ -640,13 +655,13 @@ class Runner:
         try:
             cfg = bm.load_config(config_path(model_info['config']),
                                  args.num_classes)
-            model = bm.build_model(cfg, model_info['config'], self.device)
+            model = bm.build_model(cfg, model_info['config'], self.device,
+                                   value_checks=args.value_checks)
         except Exception as e:
             for rec in records:
                 self.finish(skip(rec, f'cannot build: {error_text(e)}'), tag)
             return
-        initial = {k: v.detach().clone()
-                   for k, v in model.state_dict().items()}
+        initial = bm.snapshot_state(model)
         common = dict(model_arch=bm.model_name(model),
                       params_m=bm.count_params(model))
         progress(f'{tag}: {common["params_m"]:.2f} M parameters')
@@ -866,6 +881,7 @@ def main(argv=None):
 
     env = bm.environment(device, REPO, check_dirty=not args.no_git_status)
     env['command'] = shlex.join(['python'] + sys.argv)
+    env['value_checks'] = args.value_checks
     if device == 'cpu' and not args.no_memory_cap:
         cap = bm.limit_cpu_memory()
         if cap:

@@ -155,7 +155,9 @@ def build_cases(size, device):
         if backbone is not None:  # a narrow FRRN of the same structure
             cfg.model.backbone = backbone
             cfg.model.decode_head.update(in_channels=8, channels=8)
-        model = bm.build_model(cfg, config, device)
+        # with the value checks of a user's model: whether they break the
+        # graph is one of the questions
+        model = bm.build_model(cfg, config, device, value_checks=True)
         cases.append((name, _tensor_mode(model), images(shape), shape))
     return [(n, m.to(device), f, s) for n, m, f, s in cases]
 

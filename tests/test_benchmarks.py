@@ -505,3 +505,149 @@ def test_hard_stop_never_runs_far_past_the_time_limit(monkeypatch):
     args.time_limit = 1000.0
     runner.measure('y', lambda deadline: deadline, record, budget=20.0)
     assert stops[1] == 2 * 20.0 + 10
+
+
+# --------------------------------------------------------------------------
+# the CUDA path, as far as the CPU can show it (a review before the first
+# GPU session: each of these was a bug there)
+# --------------------------------------------------------------------------
+def test_device_peaks_take_the_longest_matching_name():
+    # 'NVIDIA H200 NVL' also contains 'H200' (the SXM part: 989 TFLOP/s)
+    assert bm.device_peaks('NVIDIA H200 NVL', 'bf16') == (835.0, 4800.0)
+    assert bm.device_peaks('NVIDIA H200', 'bf16') == (989.4, 4800.0)
+    assert bm.device_peaks('NVIDIA H100 NVL', 'fp32') == (417.5, 3900.0)
+
+
+def test_timed_warmup_can_be_finished_and_followed():
+    events = []
+
+    def run():
+        events.append('run')
+
+    # a deadline already past: the warm-up stops after its first run...
+    bm.timed(run, 3, 5, 'cpu', deadline=time.monotonic() - 1)
+    assert events == ['run'] * 2
+    # ...but compiled code finishes it: its first runs compile and record
+    events.clear()
+    times = bm.timed(run, 3, 5, 'cpu', deadline=time.monotonic() - 1,
+                     finish_warmup=True,
+                     after_warmup=lambda: events.append('reset'))
+    assert events == ['run'] * 3 + ['reset', 'run'] and len(times) == 1
+
+
+def test_compiled_inference_finishes_its_warmup(monkeypatch):
+    """A compile that ends past the deadline must not leave its first
+    (CUDA-graph recording) run to be timed as the compiled latency."""
+    seen = []
+    real = bm.timed
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get('finish_warmup', False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bm, 'timed', spy)
+    for mode in ('default', None):
+        times = bm.measure_inference(
+            _Tiny(), (16, 16), 1, 3, 2, 'cpu',
+            deadline=time.monotonic() - 1, compile_mode=mode,
+            compile_backend='aot_eager')
+        assert len(times) == 1
+    assert seen == [True, False]
+
+
+def test_best_throughput_keeps_what_it_measured(monkeypatch):
+    def fake(model, shape, batch, *args, **kwargs):
+        if batch >= 4:
+            raise RuntimeError('index out of range for int32')
+        return [10.0]  # ms at every batch: batch 2 is the best
+
+    monkeypatch.setattr(bm, 'measure_inference', fake)
+    result = bm.best_throughput(None, (8, 8), [1, 2, 4, 8], 0, 1, 'cpu')
+    assert result['batch'] == 2 and set(result['by_batch']) == {1, 2}
+    assert result['stopped'].startswith('batch 4: RuntimeError: index')
+    # an error at the first batch leaves nothing to keep: it is raised
+    with pytest.raises(RuntimeError, match='int32'):
+        bm.best_throughput(None, (8, 8), [4, 8], 0, 1, 'cpu')
+
+
+def test_snapshot_state_is_a_host_copy():
+    model = _Tiny()
+    state = bm.snapshot_state(model)
+    assert all(t.device.type == 'cpu' for t in state.values())
+    with torch.no_grad():
+        model.conv.weight.add_(1)
+    assert not torch.equal(state['conv.weight'], model.conv.weight)
+    model.load_state_dict(state)
+    assert torch.equal(state['conv.weight'], model.conv.weight)
+
+
+def test_build_model_switches_value_checks_off(tiny_frrn_config):
+    from mmengine.config import Config
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(tiny_frrn_config)
+
+    def flags(model):
+        return [m.check_finite for m in model.modules()
+                if hasattr(m, 'check_finite')]
+
+    on = flags(bm.build_model(cfg, 'tiny FRRN', 'cpu', value_checks=True))
+    off = flags(bm.build_model(cfg, 'tiny FRRN', 'cpu'))
+    assert len(on) >= 2 and all(on)  # the backbone and the head
+    assert len(off) == len(on) and not any(off)
+
+
+def test_plan_measures_the_reference_first(load_script):
+    bench = load_script(BENCH)
+    args = bench.parse_args(['--models', 'frrn_a', 'unet_s5',
+                             'deeplabv3_r101', 'frrn_b'])
+    assert [g['model']['key'] for g in bench.plan(args)] == [
+        'deeplabv3_r101', 'frrn_a', 'unet_s5', 'frrn_b']
+
+
+def test_no_measurement_starts_past_the_time_limit(load_script):
+    import types
+    script = load_script(BENCH)
+    args = types.SimpleNamespace(time_limit=-1.0, budget=30.0)
+    runner = script.Runner(args, env={}, results=None, device='cpu')
+    record = dict(errors={})
+    called = []
+    assert runner.measure('train', called.append, record) is None
+    assert not called
+    assert 'time limit' in record['errors']['train']
+
+
+def test_goals_on_an_h200_and_unmeasured_runs(load_script):
+    render = load_script(RENDER)
+
+    def rec(model, shape, **kw):
+        base = dict(model=model, suite='main', shape=list(shape),
+                    dtype='bf16', channels_last=False, with_cp=None,
+                    status='ok', reason=None, device='NVIDIA H200',
+                    latency_ms=None, train_batch=2)
+        base.update(kw)
+        return base
+
+    records = [
+        rec('FRRN A', (256, 512), suite='frrn-paper', latency_ms=4.2),
+        rec('FRRN B', (512, 1024), latency_ms=16.0),
+        rec('FRRN B', (1024, 2048), suite='with_cp', with_cp=True,
+            status='skipped',
+            reason='run time limit (--time-limit) reached'),
+    ]
+    rows = {line.split(' | ')[0].lstrip('| '): line
+            for line in render.goals_table(records)[2:]}
+    frrn_a = rows['FRRN A forward, 256x512, batch 1, H100-class bf16']
+    assert '4.20 ms' in frrn_a and 'NVIDIA H200' in frrn_a
+    assert '| met |' in frrn_a
+    assert '| missed |' in rows[
+        'FRRN B forward, 512x1024, batch 1, H100-class bf16']
+    full = rows['FRRN B trains at 1024x2048, batch 1, with with_cp']
+    assert 'not measured: run time limit' in full
+    assert '| not measured |' in full and 'missed' not in full
+    # a run out of memory is a measurement: the goal is missed
+    records[2].update(reason='train: out of memory: CUDA out of memory')
+    full = {line.split(' | ')[0].lstrip('| '): line
+            for line in render.goals_table(records)[2:]}[
+                'FRRN B trains at 1024x2048, batch 1, with with_cp']
+    assert '| missed |' in full

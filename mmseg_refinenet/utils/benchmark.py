@@ -72,7 +72,8 @@ DEVICE_PEAKS = {
     'H100 80GB HBM3': (989.4, 494.7, 3350.0),  # H100 SXM5
     'H100 PCIe': (756.0, 378.0, 2000.0),
     'H100 NVL': (835.0, 417.5, 3900.0),
-    'H200': (989.4, 494.7, 4800.0),
+    'H200': (989.4, 494.7, 4800.0),  # H200 SXM
+    'H200 NVL': (835.0, 417.5, 4800.0),
     'A100-SXM4-80GB': (312.0, 156.0, 2039.0),
     'A100-SXM4-40GB': (312.0, 156.0, 1555.0),
     'A100 80GB PCIe': (312.0, 156.0, 1935.0),
@@ -162,9 +163,15 @@ def load_config(path, num_classes=None):
     return cfg
 
 
-def build_model(cfg, path, device):
+def build_model(cfg, path, device, value_checks=False):
     """Builds ``cfg.model`` without pretrained weights, SyncBN as BN, on
-    ``device`` (None: where it was built, e.g. under ``FakeTensorMode``)."""
+    ``device`` (None: where it was built, e.g. under ``FakeTensorMode``).
+
+    Without ``value_checks`` the plugin's NaN / Inf checks of the inputs
+    and features (``check_finite`` of the FRRN backbones and the heads) are
+    switched off: each is a host-device synchronisation that MMSeg's models
+    do not make, so timing them would put a cost on our models only.
+    """
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
 
@@ -176,6 +183,10 @@ def build_model(cfg, path, device):
         raise BenchmarkError(f'cannot build the model of {path}: '
                              f'{type(e).__name__}: {e}')
     model = revert_sync_batchnorm(model)
+    if not value_checks:
+        for module in model.modules():
+            if isinstance(getattr(module, 'check_finite', None), bool):
+                module.check_finite = False
     return model if device is None else model.to(torch.device(device))
 
 
@@ -203,6 +214,19 @@ def count_params(model):
     return sum(p.numel() for p in model.parameters()) / 1e6
 
 
+def snapshot_state(model):
+    """A copy of ``model``'s state dict in host memory, to restore between
+    measurements with ``model.load_state_dict``.
+
+    On the host, not on the model's device: a second copy of the weights
+    on the GPU would count in every peak that
+    ``torch.cuda.max_memory_allocated`` reports (about 450 MB for
+    RefineNet-R101).
+    """
+    return {key: value.detach().to('cpu', copy=True)
+            for key, value in model.state_dict().items()}
+
+
 def set_with_cp(model, enabled):
     """Switches gradient checkpointing of every module that has it.
 
@@ -225,18 +249,26 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def timed(fn, warmup, repeats, device, deadline=None):
+def timed(fn, warmup, repeats, device, deadline=None, finish_warmup=False,
+          after_warmup=None):
     """Times ``fn``: ``warmup`` untimed runs, then up to ``repeats`` runs.
 
     Returns the times in ms. With a ``deadline`` (a ``time.monotonic()``
-    value) the warm-up stops at it, and no timed run starts that the last
-    run's duration says would end after it; at least one run is timed.
+    value) the warm-up stops at it, unless ``finish_warmup`` (compiled
+    code, whose first runs compile and record CUDA graphs: timing one of
+    them would record a compilation as a latency), and no timed run starts
+    that the last run's duration says would end after it; at least one run
+    is timed. ``after_warmup`` is called between the warm-up and the timed
+    runs (e.g. to reset a memory peak).
     """
     for _ in range(warmup):
         fn()
-        if deadline is not None and time.monotonic() >= deadline:
+        if (not finish_warmup and deadline is not None
+                and time.monotonic() >= deadline):
             break
     sync(device)
+    if after_warmup is not None:
+        after_warmup()
     times = []
     for _ in range(repeats):
         if times and deadline is not None and (
@@ -361,7 +393,8 @@ def measure_inference(model, shape, batch, warmup, repeats, device,
     if compile_mode is None:
         return timed(run, warmup, repeats, device, deadline)
     try:
-        times = timed(run, warmup, repeats, device, deadline)
+        times = timed(run, warmup, repeats, device, deadline,
+                      finish_warmup=True)
         compiled = counters['stats']['unique_graphs']
     finally:
         dynamo.reset()  # frees the compiled code and CUDA graphs
@@ -397,16 +430,21 @@ def best_throughput(model, shape, batches, warmup, repeats, device,
                 (warmup + repeats) / 1000.0 > deadline):
             stopped = f'batch {batch}: predicted to exceed the time budget'
             break
-        times = None
+        times = error = None
         try:
             times = measure_inference(model, shape, batch, warmup, repeats,
                                       device, dtype, channels_last, deadline)
         except Exception as e:
-            if not is_oom(e):
+            # another error than OOM ends the sweep too, with the batches
+            # measured so far (e.g. a kernel's int32 index limit at a large
+            # batch); only a sweep with none re-raises it
+            if not is_oom(e) and best is None:
                 raise
-        if times is None:  # out of memory; the exception's frames are gone
+            error = ('out of memory' if is_oom(e) else
+                     f'{type(e).__name__}: {str(e).strip()[:200]}')
+        if times is None:  # the exception's frames are gone
             free_memory(device)
-            stopped = f'batch {batch}: out of memory'
+            stopped = f'batch {batch}: {error}'
             break
         med = statistics.median(times)
         ips = batch / (med / 1000.0)
@@ -558,11 +596,14 @@ def measure_training(model, shape, batch, warmup, repeats, device,
 
     try:
         if cuda:
+            # the peak of the timed steps: reset after the warm-up, whose
+            # first step also holds cuDNN's algorithm search workspaces
             torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            times = timed(step, warmup, repeats, device, deadline)
+            times = timed(step, warmup, repeats, device, deadline,
+                          after_warmup=torch.cuda.reset_peak_memory_stats)
             peak = torch.cuda.max_memory_allocated() / 2**20
-            method = 'torch.cuda.max_memory_allocated (absolute)'
+            method = ('torch.cuda.max_memory_allocated (absolute) over the '
+                      'steps after the warm-up')
         else:
             trim_cpu_memory()
             with RSSPeak() as rss:
@@ -854,8 +895,10 @@ def device_peaks(device_name, dtype):
     """
     if not device_name:
         return None
-    for key, (half, tf32, bandwidth) in DEVICE_PEAKS.items():
+    # the longest name that matches: 'H200 NVL' before 'H200'
+    for key in sorted(DEVICE_PEAKS, key=len, reverse=True):
         if key in device_name:
+            half, tf32, bandwidth = DEVICE_PEAKS[key]
             return (half if dtype in ('bf16', 'fp16') else tf32), bandwidth
     return None
 
