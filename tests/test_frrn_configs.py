@@ -87,3 +87,33 @@ def test_config_builds_trains_and_predicts(path):
         out = model.predict(**data)
     assert out[0].pred_sem_seg.data.shape == (1, 128, 256)
     assert out[0].seg_logits.data.shape == (19, 128, 256)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_tta_scales_the_network_input(path, tmp_path):
+    """--tta views are the config's network input (test_pipeline's Resize)
+    times each ratio, flipped or not, with labels at full resolution; not
+    the full 1024x2048 image times the ratio (MMSeg's Cityscapes TTA)."""
+    import numpy as np
+    from mmcv.transforms import Compose
+    from PIL import Image
+    register_all_modules()
+    import mmseg_refinenet  # noqa: F401
+    cfg = Config.fromfile(path)
+    w, h = next(t['scale'] for t in cfg.test_pipeline
+                if t['type'] == 'Resize')
+    img, seg = tmp_path / 'img.png', tmp_path / 'seg.png'
+    Image.fromarray(np.zeros((1024, 2048, 3), np.uint8)).save(img)
+    Image.fromarray(np.zeros((1024, 2048), np.uint8)).save(seg)
+    out = Compose(cfg.tta_pipeline)(dict(
+        img_path=str(img), seg_map_path=str(seg), reduce_zero_label=False,
+        seg_fields=[]))
+    ratios = cfg.img_ratios
+    shapes = [tuple(x.shape[-2:]) for x in out['inputs']]
+    assert shapes == [(int(h * r), int(w * r)) for r in ratios
+                      for _ in range(2)]
+    assert 1.0 in ratios and (h, w) in shapes
+    flips = [s.flip for s in out['data_samples']]
+    assert flips == [False, True] * len(ratios)
+    assert all(s.gt_sem_seg.data.shape[-2:] == (1024, 2048)
+               for s in out['data_samples'])

@@ -117,3 +117,28 @@ def test_frrn_config_loads_a_converted_npz(path):
     with torch.no_grad():
         out = model(torch.rand(1, 3, 64, 128), mode='tensor')
     assert out.shape == (1, num_classes, 64, 128)
+
+
+@pytest.mark.parametrize(
+    'path', [p for p in RELEASED if 'refinenet' in osp.basename(p)],
+    ids=osp.basename)
+def test_refinenet_released_configs_test_at_the_images_own_size(
+        path, tmp_path):
+    """As the released models were evaluated (DrSleep's validation feeds
+    VOC images as they are), not resized to 2048x512 as MMSeg's VOC
+    configs do (a 500x375 image would be upscaled 1.37x)."""
+    import numpy as np
+    from mmcv.transforms import Compose
+    from PIL import Image
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(path)
+    img, seg = tmp_path / 'img.jpg', tmp_path / 'seg.png'
+    Image.fromarray(np.zeros((375, 500, 3), np.uint8)).save(img)
+    Image.fromarray(np.zeros((375, 500), np.uint8)).save(seg)
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        out = Compose(loader.dataset.pipeline)(dict(
+            img_path=str(img), seg_map_path=str(seg),
+            reduce_zero_label=False, seg_fields=[]))
+        assert tuple(out['inputs'].shape[-2:]) == (375, 500)
+        assert out['data_samples'].gt_sem_seg.data.shape[-2:] == (375, 500)

@@ -1,11 +1,13 @@
 # The ResNet encoder/decoder baseline of FRRN (Sec. 5.1) in the FRRN A
 # setting: on Cityscapes at quarter resolution (whole images resized to
-# 512x256), trained from scratch as in Sec. 4 of Pohlen et al. (CVPR 2017):
-# batch 3, Adam, lr 1e-3 for 35k iterations and 1e-4 for 10k more,
-# bootstrapped cross-entropy with K = 8192 pixels per image, random
-# translation (reflection padding) and gamma augmentation. For evaluation
-# the prediction is upsampled bilinearly to the full 1024x2048 labels
-# (EncoderDecoder.postprocess_result resizes the logits to ori_shape).
+# 512x256), trained from scratch with the schedule, loss and augmentations
+# of frrn-a_1xb3-45k_cityscapes-256x512.py (batch 3, Adam, lr 1e-3 for 35k
+# iterations and 1e-4 for 10k more, bootstrapped cross-entropy with
+# K = 8192, random translation and gamma augmentation; configs/frrn/
+# README.md, "Differences").
+# For evaluation the prediction is upsampled bilinearly to the full
+# 1024x2048 labels (EncoderDecoder.postprocess_result resizes the logits to
+# ori_shape).
 _base_ = [
     '../_base_/models/frrn_resnet_baseline.py',
     'mmseg::_base_/datasets/cityscapes.py', 'mmseg::_base_/default_runtime.py'
@@ -34,6 +36,28 @@ train_dataloader = dict(
     batch_size=3, num_workers=4, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=1, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+
+# Multi-scale + flip testing (tools/test.py --tta): the network input of
+# test_pipeline scaled by each ratio and flipped, labels at full resolution.
+# Not MMSeg's Cityscapes tta_pipeline, which scales the full 1024x2048
+# image (an FRRN would then see 2 to 7 times its training resolution).
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize',
+                     scale=(int(scale[0] * r), int(scale[1] * r)),
+                     keep_ratio=False) for r in img_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ], [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]
+        ])
+]
 
 # Adam, lr 1e-3, divided by 10 after 35k of 45k iterations
 optimizer = dict(type='Adam', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.)

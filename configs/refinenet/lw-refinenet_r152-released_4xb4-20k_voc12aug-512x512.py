@@ -3,7 +3,7 @@
 #   python tools/model_converters/refinenet2mmseg.py rf_lw152_voc.pth \
 #       checkpoints/released/lw-refinenet_r152_voc12.pth
 # The set-up of the R-50 config it inherits (released architecture,
-# fine-tuning schedule); see there.
+# fine-tuning schedule, testing at the images' own size); see there.
 _base_ = ['./lw-refinenet_r50-released_4xb4-20k_voc12aug-512x512.py']
 model = dict(backbone=dict(depth=152))
 load_from = 'checkpoints/released/lw-refinenet_r152_voc12.pth'

@@ -2,9 +2,10 @@
 # DrSleep/light-weight-refinenet (rf_lw50, 21 classes), converted with
 #   python tools/model_converters/refinenet2mmseg.py rf_lw50_voc.pth \
 #       checkpoints/released/lw-refinenet_r50_voc12.pth
-# Testing with this config reproduces the released model; training
-# fine-tunes it (20k iterations, lr 1e-3). Architecture as released:
-# torchvision ResNet layout, align_corners=True, ImageNet mean/std on RGB.
+# Testing with this config (at the images' own size) runs the released
+# model; training fine-tunes it (20k iterations, lr 1e-3). Architecture as
+# released: torchvision ResNet layout, align_corners=True, ImageNet
+# mean/std on RGB.
 # The released weights were trained on VOC + SBD + COCO, whose training
 # images may overlap VOC val.
 _base_ = ['./lw-refinenet_r50_4xb4-40k_voc12aug-512x512.py']
@@ -20,3 +21,15 @@ param_scheduler = [
 ]
 train_cfg = dict(max_iters=20000, val_interval=2000)
 default_hooks = dict(checkpoint=dict(interval=2000))
+
+# evaluated as released: at the images' own size (DrSleep's validation
+# feeds VOC's ~500x375 images as they are), not resized to 2048x512 as the
+# from-scratch configs (MMSeg's VOC convention) do, which would upscale
+# them about 1.37x
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

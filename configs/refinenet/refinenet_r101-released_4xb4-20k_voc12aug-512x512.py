@@ -2,7 +2,8 @@
 # DrSleep/refinenet-pytorch, converted with
 #   python tools/model_converters/refinenet2mmseg.py rf101_voc.pth \
 #       checkpoints/released/refinenet_r101_voc12.pth
-# Testing with this config reproduces the released model
+# Testing with this config (at the images' own size) runs the released
+# model
 #   python tools/test.py CONFIG checkpoints/released/refinenet_r101_voc12.pth
 # and training fine-tunes it (20k iterations, lr 1e-3: a tenth of the
 # from-scratch schedule). The architecture is the released one: the
@@ -23,3 +24,15 @@ param_scheduler = [
 ]
 train_cfg = dict(max_iters=20000, val_interval=2000)
 default_hooks = dict(checkpoint=dict(interval=2000))
+
+# evaluated as released: at the images' own size (DrSleep's validation
+# feeds VOC's ~500x375 images as they are), not resized to 2048x512 as the
+# from-scratch configs (MMSeg's VOC convention) do, which would upscale
+# them about 1.37x
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
