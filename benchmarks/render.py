@@ -60,7 +60,9 @@ classes (Cityscapes), random weights and random inputs, in one process.
   `--max-batch` (the sweep stops at out-of-memory, at the time budget, or
   when two batches in a row gain less than 2 %).
 * **Train step**: `model.loss` on random labels, backward and an SGD step
-  at batch 2 (fp16 through a GradScaler). The SGD step has momentum 0.9
+  at batch 2 (fp16 through a GradScaler, run first until it stops
+  skipping steps for overflow, so that the timed steps make the optimizer
+  step and hold its momentum buffers). The SGD step has momentum 0.9
   and learning rate 0: the arithmetic of a real step, with the weights
   left as built, so that repeating it on one batch cannot diverge.
 * **Peak train memory**: on a GPU `torch.cuda.max_memory_allocated` over

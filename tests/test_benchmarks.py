@@ -651,3 +651,51 @@ def test_goals_on_an_h200_and_unmeasured_runs(load_script):
             for line in render.goals_table(records)[2:]}[
                 'FRRN B trains at 1024x2048, batch 1, with with_cp']
     assert '| missed |' in full
+
+
+def test_settle_grad_scaler_until_a_step_is_not_skipped():
+    """fp16 training steps are timed once the GradScaler stops skipping
+    them (a skipped step makes no optimizer step and no momentum buffer)."""
+    model = torch.nn.Linear(4, 4)
+    optimizer = bm.step_optimizer(model.parameters())
+    # 2**40 overflows fp16 gradients: the first steps are skipped
+    scaler = torch.amp.GradScaler('cpu', init_scale=2.0**40)
+    x = torch.randn(2, 4)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast('cpu', dtype=torch.float16):
+            loss = model(x).float().pow(2).mean()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    count = bm.settle_grad_scaler(step, scaler, max_steps=64)
+    assert count is not None and count > 1
+    assert scaler.get_scale() < 2.0**40
+    assert optimizer.state[model.weight]  # the last step was made
+    # a scaler that never settles within max_steps: None
+    scaler = torch.amp.GradScaler('cpu', init_scale=2.0**120)
+    assert bm.settle_grad_scaler(step, scaler, max_steps=3) is None
+
+
+def test_fp16_training_settles_the_scaler_first(tiny_frrn_config,
+                                                monkeypatch):
+    from mmengine.config import Config
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    model = bm.build_model(Config.fromfile(tiny_frrn_config), 'tiny FRRN',
+                           'cpu')
+    settled = []
+    real = bm.settle_grad_scaler
+
+    def spy(step, scaler, **kwargs):
+        settled.append(real(step, scaler, **kwargs))
+        return settled[-1]
+
+    monkeypatch.setattr(bm, 'settle_grad_scaler', spy)
+    times, _, _ = bm.measure_training(model, (32, 32), 2, 0, 1, 'cpu',
+                                      dtype='fp16')
+    assert len(times) == 1 and len(settled) == 1
+    bm.measure_training(model, (32, 32), 2, 0, 1, 'cpu', dtype='bf16')
+    assert len(settled) == 1  # no scaler without fp16

@@ -558,13 +558,34 @@ def step_optimizer(params):
     return torch.optim.SGD(params, lr=0.0, momentum=0.9)
 
 
+def settle_grad_scaler(step, scaler, max_steps=16, deadline=None):
+    """Runs ``step`` until ``scaler`` (a ``GradScaler``) no longer skips it.
+
+    A ``GradScaler`` starts at a scale of 65536; while the scaled gradients
+    overflow it skips the optimizer step and halves the scale. Returns the
+    number of steps run, the last one not skipped, or None when
+    ``max_steps`` (or the ``deadline``) came first.
+    """
+    for count in range(1, max_steps + 1):
+        before = scaler.get_scale()
+        step()
+        if scaler.get_scale() >= before:
+            return count
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    return None
+
+
 def measure_training(model, shape, batch, warmup, repeats, device,
                      dtype='fp32', channels_last=False, deadline=None):
     """Training steps: times in ms, peak memory in MB and how it was taken.
 
     A step is ``model.loss`` (under autocast for bf16 / fp16), backward
     (through a ``GradScaler`` for fp16) and an SGD step with momentum
-    (:func:`step_optimizer`: learning rate 0).
+    (:func:`step_optimizer`: learning rate 0). For fp16 the scaler is
+    settled first (:func:`settle_grad_scaler`): a step it skips makes no
+    optimizer step and no momentum buffers, which would make the step
+    faster and the peak smaller than a real one.
 
     Returns:
         tuple: (times in ms, peak memory in MB, memory method).
@@ -595,6 +616,8 @@ def measure_training(model, shape, batch, warmup, repeats, device,
             scaler.update()
 
     try:
+        if scaler is not None:
+            settle_grad_scaler(step, scaler, deadline=deadline)
         if cuda:
             # the peak of the timed steps: reset after the warm-up, whose
             # first step also holds cuDNN's algorithm search workspaces
