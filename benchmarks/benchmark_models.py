@@ -135,6 +135,8 @@ RECORD_FIELDS = [
     'achieved_tflops', 'achieved_gbs', 'peak_tflops', 'peak_gbs', 'bound_ms',
     'bound_ratio', 'reference', 'ratios', 'value_checks'
 ]
+# why a record or measurement was skipped once --time-limit had passed
+TIME_LIMIT_REACHED = 'run time limit (--time-limit) reached'
 RATIO_KEYS = ['params_m', 'gflops', 'latency_ms', 'throughput_img_s',
               'train_step_ms', 'peak_train_mem_mb']
 
@@ -595,12 +597,11 @@ class Runner:
         """Runs ``fn(deadline)`` within the budget (``--budget``);
         errors go to record."""
         bm = benchmark()
-        if self.time_left() <= 0:
-            reason = 'run time limit (--time-limit) reached'
-            record['errors'][what] = reason
-            progress(f'    {what}: {reason}')
-            return None
         left = self.time_left()
+        if left <= 0:
+            record['errors'][what] = TIME_LIMIT_REACHED
+            progress(f'    {what}: {TIME_LIMIT_REACHED}')
+            return None
         budget = min(budget or self.args.budget, left)
         deadline = time.monotonic() + budget
         # the hard stop (what fn cannot stop itself, e.g. a compilation)
@@ -648,8 +649,7 @@ class Runner:
                    for v in group['variants']]
         if self.time_left() <= 0:
             for rec in records:
-                self.finish(skip(rec, 'run time limit (--time-limit) '
-                                 'reached'), tag)
+                self.finish(skip(rec, TIME_LIMIT_REACHED), tag)
             return
         progress(f'{tag}: building the model')
         try:
@@ -686,8 +686,7 @@ class Runner:
                 variant += f', with_cp {"on" if rec["with_cp"] else "off"}'
             vtag = f'{tag} {variant}'
             if self.time_left() <= 0:
-                self.finish(skip(rec, 'run time limit (--time-limit) '
-                                 'reached'), vtag)
+                self.finish(skip(rec, TIME_LIMIT_REACHED), vtag)
                 continue
             reason = self.lowp_skip_reason(rec['dtype'],
                                            rec['channels_last'])
