@@ -36,6 +36,36 @@ def test_rcu_matches_formula_and_has_official_biases():
     assert torch.equal(x, x_before)
 
 
+@pytest.mark.parametrize('norm_cfg', [None, dict(type='BN')])
+def test_zero_init_starts_as_identity_with_and_without_norm(norm_cfg):
+    """zero_init: the RCU starts as the identity and the CRP as act(x).
+    With a norm layer it is the norm's scale that is zeroed: a zeroed
+    convolution before BN would leave BN normalising zeros (gradients
+    scaled by 1/sqrt(eps), the branch at full scale after one step)."""
+    torch.manual_seed(0)
+    rcu = ResidualConvUnit(8, norm_cfg=norm_cfg, zero_init=True)
+    crp = ChainedResidualPooling(8, num_stages=2, norm_cfg=norm_cfg,
+                                 zero_init=True)
+    for module in (rcu, crp):
+        module.init_weights()
+        module.train()
+    x = torch.randn(2, 8, 9, 11, requires_grad=True)
+    torch.testing.assert_close(rcu(x), x)
+    torch.testing.assert_close(crp(x), F.relu(x))
+    last = [rcu.conv2] + list(crp.convs)
+    if norm_cfg is None:
+        assert all(not m.conv.weight.any() for m in last)
+        return
+    assert all(m.conv.weight.any() and not m.norm.weight.any()
+               for m in last)
+    # gradients stay at the scale of the inputs: BN's scale learns first
+    rcu(x).square().sum().backward()
+    grad = rcu.conv2.norm.weight.grad
+    assert grad.abs().max() > 0
+    assert rcu.conv2.conv.weight.grad.abs().max() == 0
+    assert grad.abs().max() < 1e3
+
+
 def test_rcu_with_cp_same_output_and_grad():
     rcu = _randomize(ResidualConvUnit(4))
     rcu_cp = _randomize(ResidualConvUnit(4, with_cp=True))

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -262,7 +263,9 @@ def test_collect_record(tmp_path):
     run.makedirs()
     fake_work_dir(run.work_dir('frrn-a'))
     sched = tool.schedule_for(100, 'bf16', 3, 5)
-    sched.update(models=['frrn-a'], data_root='data/camvid')
+    sched.update(models=['frrn-a'], data_root='data/camvid',
+                 extra_options=['test_dataloader.dataset.pipeline.1.scale='
+                                '(160,120)'])
     now = time.time()
     state = dict(segments=[
         dict(pid=1, start=now - 100, end=now - 60, rc=None,
@@ -296,6 +299,17 @@ def test_collect_record(tmp_path):
     assert rec['per_class_iou'] == dict(Sky=80.6, Road=80.6)
     assert rec['trimap'] == dict(radii=[1, 2], miou=[31.0, 32.0])
     assert rec['schedule']['iterations'] == 100
+    # the config overrides are part of the schedule the report compares
+    assert rec['schedule']['extra_options'] == [
+        'test_dataloader.dataset.pipeline.1.scale=(160,120)']
+
+
+def test_device_name_on_a_cpu(monkeypatch):
+    """A CPU run records the CPU it ran on, not just 'cpu'."""
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    name = tool._device_name()
+    assert re.fullmatch(r'cpu \(\d+ cores, .+\)', name), name
 
 
 def test_calibrate_leaves_out_a_failing_model(tmp_path, monkeypatch):

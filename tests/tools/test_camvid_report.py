@@ -68,10 +68,11 @@ def record(i, key, model, config, test_miou):
 
 
 def make_run(tmp_path, mious=(61.0, 62.5, 50.0, 55.25, 45.0), skip=(),
-             edit=None):
-    """RUN_DIR, DATA and a copy of docs/results under tmp_path."""
-    run, data, docs = (tmp_path / 'run', tmp_path / 'data',
-                       tmp_path / 'docs')
+             edit=None, docs=None):
+    """RUN_DIR, DATA and a copy of docs/results (or ``docs``) under
+    tmp_path."""
+    run, data = tmp_path / 'run', tmp_path / 'data'
+    docs = docs or tmp_path / 'docs'
     for sub in ('results', 'preds'):
         (run / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.RandomState(0)
@@ -276,5 +277,100 @@ def test_errors(tmp_path, assert_one_line_error):
 def test_md_section_is_the_only_change(tmp_path):
     """The real camvid.md has one GPU section followed by the CPU one."""
     head, tail = original_parts()
-    assert tail.startswith('## CPU smoke training')
+    assert tail.startswith(('## CPU pilot', '## CPU smoke training'))
     assert re.search(r'^## GPU experiment', head + tail, re.M) is None
+
+
+def drop_pilot(docs):
+    """docs/results as before any CPU pilot: no pilot section, records or
+    figures."""
+    md = (docs / 'camvid.md').read_text()
+    match = re.search(r'^## CPU pilot.*?(?=^## )', md, re.M | re.S)
+    if match:
+        (docs / 'camvid.md').write_text(md[:match.start()]
+                                        + md[match.end():])
+    records = json.loads((docs / 'camvid.json').read_text())
+    (docs / 'camvid.json').write_text(json.dumps(
+        [r for r in records if r.get('kind') != 'cpu_pilot'], indent=2))
+    for path in docs.glob('camvid_pilot_*.png'):
+        path.unlink()
+
+
+def pilot_record(rec):
+    """A record of the CPU pilot: a CPU, fewer iterations, overrides."""
+    rec['device'] = 'cpu (2 cores, AMD EPYC 7B13)'
+    rec['peak_memory_mb'] = None  # MMEngine logs no memory on a CPU
+    rec['schedule'].update(iterations=250, warmup_iters=25, amp='none')
+    rec['schedule']['extra_options'] = [
+        'train_dataloader.dataset.pipeline.2.scale=(160,120)',
+        'test_dataloader.dataset.pipeline.1.scale=(160,120)']
+    rec['iterations'] = 250
+
+
+def test_cpu_pilot_kind(tmp_path):
+    """--kind cpu_pilot writes its own section, records and figures, and
+    leaves the GPU experiment's as they were."""
+    run, data, docs = make_run(tmp_path / 'gpu')
+    drop_pilot(docs)
+    assert report(run, data, docs).returncode == 0
+    gpu_md = (docs / 'camvid.md').read_text()
+    gpu_json = json.loads((docs / 'camvid.json').read_text())
+    gpu_figures = {p: (docs / p).read_bytes() for p in os.listdir(docs)
+                   if p.endswith('.png')}
+
+    pilot, _, _ = make_run(tmp_path / 'pilot', docs=docs, edit=pilot_record,
+                           mious=(30.0, 25.5, 28.25, 27.0, 31.0))
+    proc = report(pilot, data, docs, '--kind', 'cpu_pilot')
+    assert proc.returncode == 0, proc.stderr
+    md = (docs / 'camvid.md').read_text()
+    # The pilot section goes right after the GPU section, which is kept.
+    gpu_end = gpu_md.index('\n## ', gpu_md.index('## GPU experiment')) + 1
+    assert md.startswith(gpu_md[:gpu_end] + '## CPU pilot: 5 of 5 models '
+                         'run\n')
+    assert md.endswith(gpu_md[gpu_end:])
+    section = md[gpu_end:len(md) - len(gpu_md) + gpu_end]
+    for text in ('not the issue\'s experiment',
+                 '`tools/analysis/camvid_report.py --kind cpu_pilot`',
+                 'cpu (2 cores, AMD EPYC 7B13)',
+                 '250 of the configs\' 20000 iterations',
+                 '`train_dataloader.dataset.pipeline.2.scale=(160,120)`, '
+                 '`test_dataloader.dataset.pipeline.1.scale=(160,120)`',
+                 'Single-scale test mIoU, best first: UNet-S5-D16 + FCN '
+                 'head 31.00 > FRRN A 30.00 > FCN-R50-D8 28.25 > '
+                 'DeepLabV3-R50-D8 27.00 > RefineNet-R50 (4-cascaded) '
+                 '25.50.', '![trimap](camvid_pilot_trimap.png)',
+                 '![predictions](camvid_pilot_predictions.png)',
+                 'FRRN A: peak_memory_mb'):
+        assert text in section, text
+    for text in ('Goals of issue 6', 'literature, not run here',
+                 'extra_options ['):
+        assert text not in section, text
+    # camvid.json: the GPU records as they were, then the pilot's, then
+    # the rest; the GPU figures untouched, the pilot's beside them.
+    new = json.loads((docs / 'camvid.json').read_text())
+    assert new[:5] == gpu_json[:5]
+    assert [(r['kind'], r['key']) for r in new[5:10]] == [
+        ('cpu_pilot', m[0]) for m in MODELS]
+    assert new[5]['iterations'] == 250 and new[5]['peak_memory_gb'] is None
+    assert new[10:] == gpu_json[5:]
+    for name, data_ in gpu_figures.items():
+        assert (docs / name).read_bytes() == data_, name
+    for name in ('trimap', 'val_curve', 'predictions'):
+        assert (docs / f'camvid_pilot_{name}.png').is_file()
+
+    # Rerun: identical files; a new GPU report keeps the pilot's section
+    # and records.
+    before = {p: (docs / p).read_bytes() for p in os.listdir(docs)}
+    assert report(pilot, data, docs, '--kind', 'cpu_pilot').returncode == 0
+    assert {p: (docs / p).read_bytes() for p in os.listdir(docs)} == before
+    assert report(run, data, docs).returncode == 0
+    assert {p: (docs / p).read_bytes() for p in os.listdir(docs)} == before
+
+
+def test_cpu_pilot_refuses_anchors(tmp_path, assert_one_line_error):
+    run, data, docs = make_run(tmp_path, edit=pilot_record)
+    before = (docs / 'camvid.md').read_bytes()
+    assert_one_line_error(
+        report(run, data, docs, '--kind', 'cpu_pilot', '--anchors'),
+        '--anchors', 'drop --anchors')
+    assert (docs / 'camvid.md').read_bytes() == before

@@ -18,8 +18,8 @@ and writes, in the ``--docs`` folder (default ``docs/results``):
   ``peak_memory_gb`` = ``peak_memory_mb / 1024``); the placeholders'
   ``status`` and ``planned_commands`` go. A model absent from RUN_DIR keeps
   its record as it was. GPU records come first, in the order FRRN A,
-  RefineNet-R50, FCN, DeepLabV3, UNet; every other record follows,
-  untouched and in its order.
+  RefineNet-R50, FCN, DeepLabV3, UNet, then the CPU pilot's (same order);
+  every other record follows, untouched and in its order.
 * ``camvid.md``: only the section from the ``## GPU experiment`` heading
   to the next ``## `` heading is rewritten (the rest is kept byte for
   byte): device, commit, date, the schedule used, the main table, the
@@ -28,10 +28,19 @@ and writes, in the ``--docs`` folder (default ``docs/results``):
 * ``camvid_trimap.png``, ``camvid_val_curve.png`` and
   ``camvid_predictions.png`` next to it (matplotlib, Agg).
 
+``--kind cpu_pilot`` renders a scaled-down run of the same five models on
+a CPU (``camvid_experiment.py`` with fewer iterations and ``--extra``
+config overrides) the same way, into its own places: the
+``"kind": "cpu_pilot"`` records, the ``## CPU pilot`` section (added
+after the GPU section when camvid.md has none yet) and
+``camvid_pilot_*.png``. Its section says what was scaled down and has no
+anchors and no goals (a pilot is not comparable with them), only the
+order of the models by test mIoU.
+
 Usage::
 
     python tools/analysis/camvid_report.py RUN_DIR --data data/camvid \\
-        [--docs docs/results] [--anchors]
+        [--docs docs/results] [--anchors] [--kind {gpu,cpu_pilot}]
 
 ``--anchors`` also adds the literature anchors (SegNet-Basic, ENet,
 FC-DenseNet103; test mIoU only) as rows of the main table and as dashed
@@ -61,6 +70,16 @@ import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SECTION = '## GPU experiment'
+#: what each ``--kind`` writes: its camvid.md section (from its heading to
+#: the next ``## ``), the ``kind`` of its camvid.json records and the names
+#: of its figures. ``cpu_pilot``: the same five models and schedule scaled
+#: down to a CPU (fewer iterations, config overrides such as a lower input
+#: resolution), a check of the set-up on the real splits, not a result of
+#: the issue (no anchors, no goals).
+KINDS = {
+    'gpu': dict(heading=SECTION, figure_prefix='camvid_'),
+    'cpu_pilot': dict(heading='## CPU pilot', figure_prefix='camvid_pilot_'),
+}
 # key, name of the placeholder, config, group (goal 2 compares the groups)
 MODELS = [
     ('frrn-a', 'FRRN A',
@@ -298,8 +317,8 @@ def record_key(rec):
     return None
 
 
-def json_record(rec):
-    out = {'kind': 'gpu', 'key': rec['key'], 'model': rec['model'],
+def json_record(rec, kind='gpu'):
+    out = {'kind': kind, 'key': rec['key'], 'model': rec['model'],
            'config': rec['config'], 'command': rec['commands']['train']}
     for field, value in rec.items():
         if field not in out:
@@ -311,17 +330,22 @@ def json_record(rec):
     return out
 
 
-def merge_json(old, records):
-    gpu, others = {}, []
+def merge_json(old, records, kind='gpu'):
+    """``old`` with the records of ``kind`` of the models in ``records``
+    replaced: the records of each kind of KINDS (GPU first, then the CPU
+    pilot) in model order, then every other record in its order."""
+    groups, others = {k: {} for k in KINDS}, []
     for rec in old:
-        key = record_key(rec) if rec.get('kind') == 'gpu' else None
-        if key is not None and key not in gpu:
-            gpu[key] = rec
+        group = groups.get(rec.get('kind'))
+        key = record_key(rec) if group is not None else None
+        if key is not None and key not in group:
+            group[key] = rec
         else:
             others.append(rec)
     for key, rec in records.items():
-        gpu[key] = json_record(rec)
-    return [gpu[k] for k in KEYS if k in gpu] + others
+        groups[kind][key] = json_record(rec, kind)
+    return [groups[k][key] for k in KINDS for key in KEYS
+            if key in groups[k]] + others
 
 
 # --------------------------------------------------------------------------
@@ -636,11 +660,18 @@ def schedule_lines(runs):
     for field, text in names.items():
         value = sched.get(field)
         parts.append(text.format('-' if value is None else fmt_value(value)))
-    extra = sorted(k for k in sched if k not in SCHEDULE_KEYS)
+    extra = sorted(k for k in sched
+                   if k not in SCHEDULE_KEYS and k != 'extra_options')
     parts += [f'{k} {json.dumps(sched[k], sort_keys=True)}' for k in extra]
     lines = [f'- Schedule, identical for the {len(runs)} model'
              f'{"s" if len(runs) != 1 else ""} run (from the records): '
              + ', '.join(parts) + '.']
+    overrides = sched.get('extra_options')
+    if overrides:
+        lines.append('- Config overrides of the run, on top of the '
+                     'schedule (`--cfg-options`; the commands below carry '
+                     'them): ' + ', '.join(f'`{o}`' for o in overrides)
+                     + '.')
     iters, planned = sched.get('iterations'), sched.get('planned_iterations')
     if iters is None or planned is None:
         lines.append('- Planned iterations of the configs: not recorded, '
@@ -771,18 +802,46 @@ def trimap_table(runs):
                  'l' + 'r' * len(radii), rows)
 
 
-def gpu_section(runs_by_key, placeholders, stems, pred_status, figures,
-                anchors):
+def ranking(runs):
+    """The models by single-scale test mIoU, best first (the CPU pilot's
+    summary in place of the issue's goals)."""
+    measured = sorted((r for r in runs if r.get('test_miou') is not None),
+                      key=lambda r: (-r['test_miou'], KEYS.index(r['key'])))
+    line = ' > '.join(f'{r["model"]} {fmt(r["test_miou"])}'
+                      for r in measured) or 'no test mIoU measured'
+    unmeasured = [r['model'] for r in runs if r.get('test_miou') is None]
+    if unmeasured:
+        line += ' (not measured: ' + ', '.join(unmeasured) + ')'
+    return line + '.'
+
+
+def results_section(runs_by_key, placeholders, stems, pred_status, figures,
+                    anchors, kind='gpu'):
+    """The camvid.md section of ``kind`` (see KINDS)."""
+    pilot = kind == 'cpu_pilot'
     runs = [runs_by_key[k] for k in KEYS if k in runs_by_key]
     not_run = [(k, placeholders.get(k, {}).get('model', n))
                for k, n, _, _ in MODELS if k not in runs_by_key]
-    L = [f'{SECTION}: {len(runs)} of {len(MODELS)} models run', '',
-         'Written by `tools/analysis/camvid_report.py` from the run\'s '
-         'result files; every number below is copied from them (nothing '
-         'estimated). mIoU and IoU in %, 11 classes, void ignored; model '
-         'selection on val, results on the 233 test images.', '']
+    L = [f'{KINDS[kind]["heading"]}: {len(runs)} of {len(MODELS)} models '
+         'run', '']
+    if pilot:
+        L += ['**A scaled-down rehearsal of the GPU experiment above, on a '
+              'CPU: not the issue\'s experiment.** The same five configs, '
+              'data pipeline and optimiser, with far fewer iterations and '
+              'the config overrides listed below (a lower input '
+              'resolution); its figures check that the models and the '
+              'schedule train and test on the real splits. They are not '
+              'comparable with the literature anchors or the goals of the '
+              'issue, and an order of the models this early in training '
+              'need not hold at the end of the full schedule.', '']
+    L += ['Written by `tools/analysis/camvid_report.py'
+          + (' --kind cpu_pilot' if pilot else '') + '` from the run\'s '
+          'result files; every number below is copied from them (nothing '
+          'estimated). mIoU and IoU in %, 11 classes, void ignored; model '
+          'selection on val, results on the 233 test images.', '']
     L += provenance(runs) + schedule_lines(runs) + ['']
-    L += main_table(runs_by_key, placeholders, anchors) + ['']
+    L += main_table(runs_by_key, placeholders, anchors and not pilot) + [
+        '']
     L.append('Train wall time: the training command, validations '
              'included. Peak memory: `peak_memory_mb` / 1024. val mIoU: '
              'the best validation, at the iteration in brackets. ms+flip: '
@@ -803,13 +862,17 @@ def gpu_section(runs_by_key, placeholders, stems, pred_status, figures,
         missing.append('preds/stems.txt')
     L.append('Missing (shown as -): ' + ('; '.join(missing) if missing
                                          else 'none') + '.')
-    L += ['', '### Goals of issue 6', '',
-          'Anchors, test mIoU from scratch on this split (literature): '
-          + ', '.join(f'{n} {v}' for n, v in ANCHORS) + '. Goals: FRRN A '
-          f'above {FRRN_GOAL:.0f}, RefineNet and FRRN ahead of the MMSeg '
-          'models. Verdicts on the single-scale test mIoU of the table '
-          'above, computed by the script (strictly above).', '']
-    L += goals(runs_by_key) + ['']
+    if pilot:
+        L += ['', '### Order at this budget', '',
+              'Single-scale test mIoU, best first: ' + ranking(runs), '']
+    else:
+        L += ['', '### Goals of issue 6', '',
+              'Anchors, test mIoU from scratch on this split (literature): '
+              + ', '.join(f'{n} {v}' for n, v in ANCHORS) + '. Goals: FRRN '
+              f'A above {FRRN_GOAL:.0f}, RefineNet and FRRN ahead of the '
+              'MMSeg models. Verdicts on the single-scale test mIoU of the '
+              'table above, computed by the script (strictly above).', '']
+        L += goals(runs_by_key) + ['']
     for field, title in (('per_class_iou', 'single scale'),
                          ('per_class_iou_ms_flip', 'multi-scale + flip')):
         L += [f'### Per-class IoU (test, {title})', '']
@@ -843,22 +906,47 @@ def gpu_section(runs_by_key, placeholders, stems, pred_status, figures,
         L += [rec['commands'][k] if rec['commands'].get(k) is not None else
               f'# ({k.replace("_", " ")}: not run)'
               for k in ('train', 'test', 'test_ms_flip')]
-    L += ['```', '',
-          'How to rerun: [`docs/gpu_runbook.md`](../gpu_runbook.md); then '
-          '`python tools/analysis/camvid_report.py RUN_DIR --data '
-          'data/camvid` rewrites this section, `camvid.json` and the '
-          'figures.', '']
-    return '\n'.join(L) + '\n'
+    L += ['```', '']
+    if pilot:
+        L.append('How to rerun: `tools/device/camvid_experiment.py` '
+                 '`train`, `wait`, `test --device cpu` and `collect` with '
+                 'the iterations and the `--extra` options of the schedule '
+                 'above (the commands it ran are listed); then `python '
+                 'tools/analysis/camvid_report.py RUN_DIR --data DATA '
+                 '--kind cpu_pilot` rewrites this section, the '
+                 '`"kind": "cpu_pilot"` records of `camvid.json` and the '
+                 '`camvid_pilot_*.png` figures.')
+    else:
+        L.append('How to rerun: [`docs/gpu_runbook.md`](../gpu_runbook.md); '
+                 'then `python tools/analysis/camvid_report.py RUN_DIR '
+                 '--data data/camvid` rewrites this section, `camvid.json` '
+                 'and the figures.')
+    return '\n'.join(L + ['']) + '\n'
 
 
-def replace_section(text, section):
-    """Replaces the '## GPU experiment' section (to the next '## ')."""
-    match = re.search(r'^## GPU experiment.*$', text, re.M)
-    if match is None:
+def _section_end(text, start):
+    """Where the ``## `` section that starts at ``start`` ends."""
+    end = re.search(r'^## ', text[start:], re.M)
+    return start + end.start() if end else len(text)
+
+
+def replace_section(text, section, kind='gpu'):
+    """Replaces the section of ``kind`` (its heading to the next '## ').
+
+    The GPU section must be there (the placeholder of camvid.md); a CPU
+    pilot section that is not there yet goes right after it."""
+    def find(heading):
+        return re.search(r'^' + re.escape(heading) + r'\b.*$', text, re.M)
+
+    gpu = find(SECTION)
+    if gpu is None:
         raise SchemaError(f'no "{SECTION}" heading in camvid.md')
-    end = re.search(r'^## ', text[match.end():], re.M)
-    tail = text[match.end() + end.start():] if end else ''
-    return text[:match.start()] + section + tail
+    match = find(KINDS[kind]['heading'])
+    if match is not None:
+        return (text[:match.start()] + section
+                + text[_section_end(text, match.end()):])
+    at = _section_end(text, gpu.end())
+    return text[:at] + section + text[at:]
 
 
 # --------------------------------------------------------------------------
@@ -876,7 +964,16 @@ def parse_args(argv=None):
     parser.add_argument('--anchors', action='store_true',
                         help='add the literature anchors to the main table '
                         'and the validation plot')
-    return parser.parse_args(argv)
+    parser.add_argument('--kind', choices=sorted(KINDS), default='gpu',
+                        help='gpu (default): the GPU experiment of issue 6; '
+                        'cpu_pilot: a scaled-down run on a CPU, written to '
+                        'its own section, records and figures')
+    args = parser.parse_args(argv)
+    if args.anchors and args.kind != 'gpu':
+        parser.error(f'--anchors compares with the literature, which a '
+                     f'{args.kind} run is not comparable with: drop '
+                     '--anchors')
+    return args
 
 
 def main(argv=None):
@@ -893,20 +990,21 @@ def main(argv=None):
             raise SchemaError(f'{json_path}: expected a list of records')
         with open(md_path) as f:
             md = f.read()
-        replace_section(md, '')  # checks the heading before writing
+        replace_section(md, '', args.kind)  # checks before writing
     except SchemaError as e:
         fail(str(e))
     except (OSError, ValueError) as e:
         fail(str(e).replace('\n', ' '))
-    placeholders = {record_key(r): r for r in old if r.get('kind') == 'gpu'}
+    placeholders = {record_key(r): r for r in old
+                    if r.get('kind') == args.kind}
     runs = [runs_by_key[k] for k in KEYS if k in runs_by_key]
     stems = read_stems(args.run_dir)
     pred_status = prediction_status(runs, args.run_dir, stems)
 
     figures = {}
-    targets = {'trimap': 'camvid_trimap.png',
-               'val_curve': 'camvid_val_curve.png',
-               'predictions': 'camvid_predictions.png'}
+    prefix = KINDS[args.kind]['figure_prefix']
+    targets = {name: f'{prefix}{name}.png'
+               for name in ('trimap', 'val_curve', 'predictions')}
     wanted = {'trimap': any(r.get('trimap') and any(
                   v is not None for v in r['trimap']['miou']) for r in runs),
               'val_curve': any(r.get('val_curve') or r.get('loss_curve')
@@ -926,12 +1024,13 @@ def main(argv=None):
             plot_predictions(runs, args.run_dir, args.data, stems, path)
         figures[name] = filename
 
-    section = gpu_section(runs_by_key, placeholders, stems, pred_status,
-                          figures, args.anchors)
+    section = results_section(runs_by_key, placeholders, stems,
+                              pred_status, figures, args.anchors, args.kind)
     with open(md_path, 'w') as f:
-        f.write(replace_section(md, section))
+        f.write(replace_section(md, section, args.kind))
     with open(json_path, 'w') as f:
-        f.write(json.dumps(merge_json(old, runs_by_key), indent=2) + '\n')
+        f.write(json.dumps(merge_json(old, runs_by_key, args.kind),
+                           indent=2) + '\n')
     sys.stdout.write(f'wrote {md_path}, {json_path} and '
                      f'{len(figures)} figure(s) from {len(runs)} record(s)\n')
 

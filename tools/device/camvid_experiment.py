@@ -727,13 +727,16 @@ def _options_dict(sched):
 
 
 def _device_name():
+    """The GPU's name, else ``cpu (N cores, model)``: where a CPU run (the
+    pilot of camvid_report.py --kind cpu_pilot) was measured."""
     try:
         import torch
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    return 'cpu'
+    from mmseg_refinenet.utils.benchmark import cpu_name
+    return f'cpu ({os.cpu_count()} cores, {cpu_name()})'
 
 
 def _commit(args):
@@ -772,10 +775,10 @@ def collect_record(run, sched, key, name, config, commit, dirty, device):
         date=time.strftime('%Y-%m-%d', time.gmtime()),
         command=train_cmd,
         commands=dict(train=train_cmd, test=test_cmd, test_ms_flip=ms_cmd),
-        schedule={k: sched[k] for k in (
+        schedule=dict({k: sched[k] for k in (
             'iterations', 'planned_iterations', 'batch_size', 'lr',
             'warmup_iters', 'val_interval', 'amp', 'concurrent_models',
-            'seed')},
+            'seed')}, extra_options=list(sched.get('extra_options', []))),
         iterations=sched['iterations'],
         wall_time_s=round(sum(s['end'] - s['start'] for s in segments
                               if s.get('end')), 1),

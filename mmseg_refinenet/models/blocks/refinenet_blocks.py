@@ -43,6 +43,23 @@ def _check_kernel_size(name: str, kernel_size: int) -> None:
             f'the block keeps the spatial size, but got {kernel_size!r}')
 
 
+def _zero_output(module: ConvModule) -> None:
+    """Make a residual branch's last ``module`` output zero at initialisation.
+
+    Without a norm layer its convolution is zeroed. With one, the norm's
+    scale is zeroed instead (as ResNet's ``zero_init_residual`` zeroes the
+    last BN): a zeroed convolution before a norm layer would leave the norm
+    normalising zeros, whose gradient is scaled by ``1 / sqrt(eps)``, and
+    after the first step the branch would be at full scale. A norm without
+    a learnable scale falls back to zeroing the convolution.
+    """
+    norm = module.norm if module.with_norm else None
+    if norm is not None and getattr(norm, 'weight', None) is not None:
+        nn.init.zeros_(norm.weight)
+    else:
+        nn.init.zeros_(module.conv.weight)
+
+
 def _check_width(name: str, width: int) -> None:
     if not isinstance(width, int) or width < 1:
         raise ValueError(
@@ -70,11 +87,12 @@ class ResidualConvUnit(BaseModule):
         act_cfg (dict): Config of the activation. Default: ReLU.
         with_cp (bool): Recompute the unit in the backward pass
             (gradient checkpointing) to save memory. Default: False.
-        zero_init (bool): Initialise ``conv2`` to zero so that the unit
-            starts as the identity. Without normalisation, a stack of
-            Kaiming-initialised residual units multiplies the activation
-            scale at every unit (tens of times over a cascade), which stalls
-            training from scratch. Default: False.
+        zero_init (bool): Initialise ``conv2`` to zero (with a norm
+            layer: its scale) so that the unit starts as the identity.
+            Without normalisation, a stack of Kaiming-initialised residual
+            units multiplies the activation scale at every unit (tens of
+            times over a cascade), which stalls training from scratch.
+            Default: False.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -120,7 +138,7 @@ class ResidualConvUnit(BaseModule):
 
     def _zero_init(self) -> None:
         if self.zero_init:
-            nn.init.zeros_(self.conv2.conv.weight)
+            _zero_output(self.conv2)
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -255,9 +273,9 @@ class ChainedResidualPooling(BaseModule):
         conv_cfg (dict, optional): Config of the convolution layers.
         norm_cfg (dict, optional): Config of norm layers. Default: None.
         act_cfg (dict): The leading activation. Default: ReLU.
-        zero_init (bool): Initialise the stage convolutions to zero, so the
-            block starts as ``act(x)`` (see :class:`ResidualConvUnit`).
-            Default: False.
+        zero_init (bool): Initialise the stage convolutions (with a norm
+            layer: their scales) to zero, so the block starts as ``act(x)``
+            (see :class:`ResidualConvUnit`). Default: False.
         recompute_pooling (bool): In training, recompute the max-poolings
             in the backward pass (``torch.utils.checkpoint``) instead of
             keeping what they produce. With ``order='pool_conv'`` and no
@@ -330,7 +348,7 @@ class ChainedResidualPooling(BaseModule):
     def _zero_init(self) -> None:
         if self.zero_init:
             for conv in self.convs:
-                nn.init.zeros_(conv.conv.weight)
+                _zero_output(conv)
 
     def init_weights(self) -> None:
         super().init_weights()
