@@ -202,6 +202,24 @@ def test_background_runs_interrupted_and_finished(tmp_path):
     assert segment['rc'] is None and 'time.sleep(60)' in segment['command']
     assert run.state('a')['segments'][0]['rc'] == 0
     assert run.state('c')['segments'][0]['rc'] == 3
+    # each segment records the code it ran
+    from mmseg_refinenet.utils.benchmark import git_commit
+    assert segment['commit'] == git_commit(tool.REPO)
+    assert segment['dirty'] in (True, False, None)
+
+
+def test_record_names_the_commit_that_trained():
+    """collect records the commit of the training segments, not the one
+    checked out when it runs; segments of two commits are an error."""
+    seg = dict(pid=1, start=0, end=1, rc=0, command='x')
+    assert tool.trained_commit('k', [dict(seg)]) is None  # an older run
+    one = [dict(seg, commit='a' * 40, dirty=False),
+           dict(seg, commit='a' * 40, dirty=True)]
+    assert tool.trained_commit('k', one) == ('a' * 40, True)
+    assert tool.trained_commit('k', one[:1]) == ('a' * 40, False)
+    two = one + [dict(seg, commit='b' * 40, dirty=False)]
+    with pytest.raises(ValueError, match='different commits.*--commit'):
+        tool.trained_commit('k', two)
 
 
 def fake_work_dir(work_dir, steps=(50, 100), val=((50, 30.0), (100, 41.5)),

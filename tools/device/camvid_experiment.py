@@ -256,14 +256,29 @@ def launch(run, key, phase, args, env=None):
     return proc
 
 
+def _provenance():
+    """mmseg_refinenet/utils/provenance.py, loaded by path: the package's
+    ``__init__`` would import torch and mmseg into every supervisor."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        '_mmseg_rn_provenance',
+        osp.join(REPO, 'mmseg_refinenet', 'utils', 'provenance.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def cmd_supervise(args):
-    """Run the command, recording its start, end and exit status."""
+    """Run the command, recording its start, end and exit status, and the
+    commit it runs (and whether the tree differs from it)."""
     run = Run(args.run)
     state_file = run.state_file(args.key, args.stage)
     state = run.state(args.key, args.stage)
     cmd = args.command
+    prov = _provenance()
     segment = dict(pid=os.getpid(), start=time.time(), end=None, rc=None,
-                   command=_quote(['python'] + cmd[1:]))
+                   command=_quote(['python'] + cmd[1:]),
+                   commit=prov.git_commit(REPO), dirty=prov.git_dirty(REPO))
     state['segments'].append(segment)
     _write_json(state_file, state)
     child = subprocess.Popen(cmd, cwd=REPO)
@@ -742,8 +757,25 @@ def _device_name():
 def _commit(args):
     if args.commit:
         return args.commit, None
-    from mmseg_refinenet.utils.benchmark import git_commit, git_dirty
-    return git_commit(REPO), git_dirty(REPO)
+    prov = _provenance()
+    return prov.git_commit(REPO), prov.git_dirty(REPO)
+
+
+def trained_commit(key, segments):
+    """(commit, dirty) that the training segments recorded, or None when a
+    segment recorded none (a run started before they did). Segments of
+    different commits raise: one record cannot name them."""
+    if not segments or any(s.get('commit') is None for s in segments):
+        return None
+    commits = sorted({s['commit'] for s in segments})
+    if len(commits) > 1:
+        raise ValueError(
+            f'{key}: its training segments ran different commits '
+            f'({", ".join(c[:7] for c in commits)}); name the one to '
+            'record with --commit')
+    flags = [s.get('dirty') for s in segments]
+    dirty = True if True in flags else (None if None in flags else False)
+    return commits[0], dirty
 
 
 def collect_record(run, sched, key, name, config, commit, dirty, device):
@@ -836,8 +868,10 @@ def cmd_collect(args):
         # one model's bad numbers must not cost the others their records
         # (nor the export below: this is the session's last call)
         try:
-            record = collect_record(run, sched, key, name, config, commit,
-                                    dirty, device)
+            trained = None if args.commit else trained_commit(
+                key, run.state(key)['segments'])
+            record = collect_record(run, sched, key, name, config,
+                                    *(trained or (commit, dirty)), device)
         except Exception as e:
             sys.stderr.write(f'error: {key}: no record: '
                              f'{type(e).__name__}: {e}\n')
@@ -946,8 +980,9 @@ def parse_args(argv=None):
                False)
     p.add_argument('--export', help='also pack them into '
                    'EXPORT/camvid_run.tar.gz')
-    p.add_argument('--commit', help='the commit (default: read from .git, '
-                   'else $MMSEG_RN_COMMIT)')
+    p.add_argument('--commit', help='the commit to record (default: the '
+                   'one the training segments recorded; for a run that '
+                   'recorded none, read from .git, else $MMSEG_RN_COMMIT)')
     common(sub.add_parser('status', help='show the trainings'), False)
     p = sub.add_parser('_supervise')
     p.add_argument('run')
