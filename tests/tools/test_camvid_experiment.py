@@ -510,3 +510,54 @@ def test_whole_sequence_on_cpu(tmp_path, write_segnet_camvid):
     ], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'FRRN A' in (docs / 'camvid.md').read_text()
+
+
+def test_predictions_only_of_finished_models_and_one_failure_is_named(
+        tmp_path, monkeypatch, capsys):
+    """A failed training's checkpoint (here: from an older config) is not
+    loaded for the figure, and a model whose predictions fail is named
+    while the others' are written."""
+    import mmseg.apis
+    import torch
+
+    import mmseg_refinenet.apis
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    run = tool.Run(str(tmp_path / 'run'))
+    run.makedirs()
+    data = tmp_path / 'data'
+    os.makedirs(data / 'img_dir' / 'test')
+    for stem in ('a', 'b'):
+        (data / 'img_dir' / 'test' / f'{stem}.png').write_bytes(b'')
+    keys = ['frrn-a', 'fcn-r50-d8', 'unet-s5-d16']
+    for key, rc in zip(keys, (0, 0, -15)):
+        os.makedirs(run.work_dir(key))
+        open(osp.join(run.work_dir(key), 'best_mIoU_iter_10.pth'),
+             'w').close()
+        tool._write_json(run.state_file(key), dict(segments=[
+            dict(pid=1, start=0, end=1, rc=rc, command='x')]))
+    loaded = []
+
+    def load_segmentor(config, ckpt, device, cfg_options):
+        loaded.append(config)
+        if 'frrn' in config:
+            raise RuntimeError('checkpoint does not fit\nsecond line')
+        return object(), None, None
+
+    def inference_model(model, img):
+        sample = SegDataSample()
+        sample.pred_sem_seg = PixelData(
+            data=torch.ones(1, 3, 4, dtype=torch.long))
+        return sample
+
+    monkeypatch.setattr(mmseg_refinenet.apis, 'load_segmentor',
+                        load_segmentor)
+    monkeypatch.setattr(mmseg.apis, 'inference_model', inference_model)
+    sched = dict(models=keys, data_root=str(data), extra_options=[])
+    assert tool.write_predictions(run, sched, 'cpu') == ['frrn-a']
+    assert not any('unet' in c for c in loaded)  # its training failed
+    err = capsys.readouterr().err
+    assert 'error: frrn-a: no predictions for the figure: RuntimeError: ' \
+        'checkpoint does not fit\n' in err
+    assert sorted(os.listdir(run.path('preds', 'fcn-r50-d8'))) == [
+        'a.png', 'b.png']

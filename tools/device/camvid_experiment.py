@@ -617,11 +617,12 @@ def cmd_test(args):
             name, targs = pending.pop(0)
             procs[name] = launch(run, name, 'test', targs, env=_child_env())
 
+    no_preds = []
     if time.monotonic() < deadline:
         launch_into_free_slots()
         # the figure's predictions, beside the first tests rather than
         # after them, so that they never push the command past its deadline
-        write_predictions(run, sched, args.device)
+        no_preds = write_predictions(run, sched, args.device)
     while pending and time.monotonic() < deadline:
         launch_into_free_slots()
         time.sleep(1)
@@ -636,6 +637,9 @@ def cmd_test(args):
     if bad:
         logs = ', '.join(run.log_file(n, 'test') for n in bad)
         fail(f'test failed: {logs}', 1)
+    if no_preds:
+        fail(f'no predictions for the figure: {", ".join(no_preds)} (see '
+             'above)', 1)
     if late or pending:
         left = late + [n for n, _ in pending]
         print(f'out of time (--max-s/--max-min): {", ".join(left)} not '
@@ -704,7 +708,10 @@ def figure_stems(data_root, count=NUM_FIGURE_IMAGES):
 
 def write_predictions(run, sched, device):
     """Labels predicted for a few test images (``preds/<key>/<stem>.png``,
-    class index, 255 where the model predicts nothing)."""
+    class index, 255 where the model predicts nothing), by the models whose
+    training finished (as ``test_jobs``). A model whose predictions fail is
+    named on stderr and skipped: the figure is not worth the other models'
+    tests, which run beside this. Returns the keys that failed."""
     import cv2
     import numpy as np
     from mmseg.apis import inference_model
@@ -713,21 +720,31 @@ def write_predictions(run, sched, device):
     stems = figure_stems(sched['data_root'])
     with open(run.path('preds', 'stems.txt'), 'w') as f:
         f.write(''.join(s + '\n' for s in stems))
+    failed = []
     for key, _, config in _models(sched['models']):
+        if status_of(run, key) != 'finished':
+            continue
         ckpt, _ = best_checkpoint(run.work_dir(key))
         if ckpt is None:
             continue
         out_dir = run.path('preds', key)
         os.makedirs(out_dir, exist_ok=True)
-        model, _, _ = load_segmentor(config, ckpt, device=device,
-                                     cfg_options=_options_dict(sched))
-        for stem in stems:
-            img = osp.join(sched['data_root'], 'img_dir', 'test',
-                           stem + '.png')
-            pred = inference_model(model, img).pred_sem_seg.data[0]
-            label = pred.cpu().numpy().astype(np.uint8)
-            cv2.imwrite(osp.join(out_dir, stem + '.png'), label)
-        del model
+        try:
+            model, _, _ = load_segmentor(config, ckpt, device=device,
+                                         cfg_options=_options_dict(sched))
+            for stem in stems:
+                img = osp.join(sched['data_root'], 'img_dir', 'test',
+                               stem + '.png')
+                pred = inference_model(model, img).pred_sem_seg.data[0]
+                label = pred.cpu().numpy().astype(np.uint8)
+                cv2.imwrite(osp.join(out_dir, stem + '.png'), label)
+            del model
+        except Exception as e:  # noqa: BLE001 (reported, not hidden)
+            sys.stderr.write(f'error: {key}: no predictions for the '
+                             f'figure: {type(e).__name__}: '
+                             f'{str(e).splitlines()[0] if str(e) else ""}\n')
+            failed.append(key)
+    return failed
 
 
 def _options_dict(sched):
