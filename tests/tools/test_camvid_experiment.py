@@ -304,8 +304,15 @@ def test_collect_record(tmp_path):
         os.makedirs(folder)
         with open(osp.join(folder, '20260101_010101.json'), 'w') as f:
             json.dump(metrics, f)
+    # the single-scale test finished; the ms+flip one was stopped (out of
+    # time): no command is recorded for it
+    for name, rc in (('ss-frrn-a', 0), ('ms_flip-frrn-a', -15)):
+        tool._write_json(run.state_file(name, 'test'), dict(segments=[
+            dict(pid=1, start=0, end=1, rc=rc, command=f'test {name}')]))
     rec = tool.collect_record(run, sched, 'frrn-a', 'FRRN A', 'cfg.py',
                               'abc', False, 'NVIDIA H100 80GB HBM3')
+    assert rec['commands'] == dict(train='python tools/train.py X',
+                                   test='test ss-frrn-a', test_ms_flip=None)
     assert rec['iterations'] == 100
     assert rec['wall_time_s'] == pytest.approx(90, abs=0.2)
     assert rec['train_segments'] == 2

@@ -866,8 +866,12 @@ def _classes(metrics):
 
 
 def _state_command(run, name):
-    segments = run.state(name, 'test')['segments']
-    return segments[-1]['command'] if segments else None
+    """The command of a finished test; None for one that never ran or was
+    stopped (out of time) or failed: its figures are missing, and a
+    command beside them would read as if it had given them."""
+    if status_of(run, name, 'test') != 'finished':
+        return None
+    return run.state(name, 'test')['segments'][-1]['command']
 
 
 def cmd_collect(args):
