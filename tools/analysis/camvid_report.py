@@ -840,8 +840,7 @@ def results_section(runs_by_key, placeholders, stems, pred_status, figures,
           'estimated). mIoU and IoU in %, 11 classes, void ignored; model '
           'selection on val, results on the 233 test images.', '']
     L += provenance(runs) + schedule_lines(runs) + ['']
-    L += main_table(runs_by_key, placeholders, anchors and not pilot) + [
-        '']
+    L += main_table(runs_by_key, placeholders, anchors) + ['']
     L.append('Train wall time: the training command, validations '
              'included. Peak memory: `peak_memory_mb` / 1024. val mIoU: '
              'the best validation, at the iteration in brackets. ms+flip: '
