@@ -210,9 +210,11 @@ def test_background_runs_interrupted_and_finished(tmp_path):
 
 def test_record_names_the_commit_that_trained():
     """collect records the commit of the training segments, not the one
-    checked out when it runs; segments of two commits are an error."""
+    checked out when it runs; segments of two commits, or a segment that
+    recorded none, are an error asking for --commit."""
     seg = dict(pid=1, start=0, end=1, rc=0, command='x')
-    assert tool.trained_commit('k', [dict(seg)]) is None  # an older run
+    with pytest.raises(ValueError, match='recorded no commit.*--commit'):
+        tool.trained_commit('k', [dict(seg)])  # a run from before they did
     one = [dict(seg, commit='a' * 40, dirty=False),
            dict(seg, commit='a' * 40, dirty=True)]
     assert tool.trained_commit('k', one) == ('a' * 40, True)
@@ -308,11 +310,16 @@ def test_collect_record(tmp_path):
     # time): no command is recorded for it
     for name, rc in (('ss-frrn-a', 0), ('ms_flip-frrn-a', -15)):
         tool._write_json(run.state_file(name, 'test'), dict(segments=[
-            dict(pid=1, start=0, end=1, rc=rc, command=f'test {name}')]))
+            dict(pid=1, start=0, end=1, rc=rc, command=f'test {name}',
+                 commit='d' * 40, dirty=True)]))
     rec = tool.collect_record(run, sched, 'frrn-a', 'FRRN A', 'cfg.py',
                               'abc', False, 'NVIDIA H100 80GB HBM3')
     assert rec['commands'] == dict(train='python tools/train.py X',
                                    test='test ss-frrn-a', test_ms_flip=None)
+    # the commit each finished test ran, beside the training's
+    assert rec['commit'] == 'abc' and rec['dirty'] is False
+    assert rec['test_commits'] == dict(
+        test=dict(commit='d' * 40, dirty=True), test_ms_flip=None)
     assert rec['iterations'] == 100
     assert rec['wall_time_s'] == pytest.approx(90, abs=0.2)
     assert rec['train_segments'] == 2
@@ -397,6 +404,19 @@ def test_calibrate_fails_only_when_every_model_fails(tmp_path, monkeypatch):
                    '--models', 'frrn-a', 'fcn-r50-d8'])
     assert info.value.code == 1
     assert not (tmp_path / 'run' / 'calibration.json').exists()
+
+
+def test_collect_asks_for_the_commit_of_an_old_run(tmp_path, capsys):
+    """Training segments that recorded no commit: collect writes no record
+    rather than the commit checked out now, and names --commit."""
+    run = trained_run(tmp_path, ['frrn-a'])
+    assert tool.main(['collect', '--run', run.root]) == 1
+    err = capsys.readouterr().err
+    assert 'frrn-a: no record' in err and '--commit' in err
+    assert not os.path.exists(run.path('results', 'frrn-a.json'))
+    assert tool.main(['collect', '--run', run.root, '--commit', 'abc']) == 0
+    record = json.loads(open(run.path('results', 'frrn-a.json')).read())
+    assert record['commit'] == 'abc' and record['dirty'] is None
 
 
 def test_collect_keeps_the_others_and_exports(tmp_path, monkeypatch,

@@ -261,6 +261,12 @@ def test_errors(tmp_path, assert_one_line_error):
                           "'commands.train'", 'must be a string')
 
     bad = copy.deepcopy(good)
+    bad['test_commits'] = {'test': {'commit': 'abc1234', 'dirty': 'no'}}
+    path.write_text(json.dumps(bad))
+    assert_one_line_error(report(run, data, docs), 'frrn-a.json',
+                          "'test_commits'")
+
+    bad = copy.deepcopy(good)
     bad['schedule']['lr'] = 0.002
     path.write_text(json.dumps(bad))
     assert_one_line_error(report(run, data, docs), 'schedules differ',
@@ -274,6 +280,29 @@ def test_errors(tmp_path, assert_one_line_error):
     proc = report(run, data, docs)
     assert proc.returncode == 0, proc.stderr
     assert 'Concurrency differs' in (docs / 'camvid.md').read_text()
+
+
+def test_tests_at_another_commit_are_named(tmp_path):
+    """A test that ran at another commit than its model's training is named
+    with that commit in the provenance lines; one at the same commit (full
+    or abbreviated) or with none recorded is not."""
+    def edit(rec):
+        same = {'commit': 'abc1234' + 'f' * 33, 'dirty': False}
+        rec['test_commits'] = {'test': same, 'test_ms_flip': None}
+        if rec['key'] == 'fcn-r50-d8':
+            rec['test_commits']['test_ms_flip'] = {
+                'commit': '280f96e7e8299991f86e', 'dirty': True}
+
+    run, data, docs = make_run(tmp_path, edit=edit)
+    proc = report(run, data, docs)
+    assert proc.returncode == 0, proc.stderr
+    md = (docs / 'camvid.md').read_text()
+    assert ('- Tests at another commit than the training (the records\' '
+            '`test_commits`): FCN-R50-D8: ms+flip `280f96e7e8` (dirty tree: '
+            'uncommitted changes).\n') in md
+    records = json.loads((docs / 'camvid.json').read_text())
+    fcn = [r for r in records if r.get('key') == 'fcn-r50-d8'][0]
+    assert fcn['test_commits']['test_ms_flip']['commit'].startswith('280f')
 
 
 def test_md_section_is_the_only_change(tmp_path):

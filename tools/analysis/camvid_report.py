@@ -219,6 +219,16 @@ def check_record(rec, name):
         opt(field, text, 'a string')
     opt('dirty', lambda v: isinstance(v, bool), 'true or false')
 
+    def test_commits(v):
+        return isinstance(v, dict) and set(v) <= {'test', 'test_ms_flip'} \
+            and all(c is None or (
+                isinstance(c, dict) and text(c.get('commit'))
+                and c.get('dirty') in (True, False, None))
+                for c in v.values())
+
+    opt('test_commits', test_commits, 'an object {"test", "test_ms_flip"} '
+        'of {"commit": string, "dirty": true, false or null} or null')
+
     def curve(v):
         return isinstance(v, list) and all(
             isinstance(p, list) and len(p) == 2 and all(map(is_number, p))
@@ -618,6 +628,29 @@ def one_or_list(values):
     return values[0] if len(values) == 1 else None
 
 
+def same_commit(a, b):
+    """Commits as recorded, full or abbreviated: the same if one is a
+    prefix of the other."""
+    return a.startswith(b) or b.startswith(a)
+
+
+def tested_elsewhere(runs, tree):
+    """'MODEL: single scale `c` (tree)' for every test that ran at another
+    commit than its model's training (a later command, in a later
+    session, can run later code)."""
+    out = []
+    for r in runs:
+        parts = []
+        for field, label in (('test', 'single scale'),
+                             ('test_ms_flip', 'ms+flip')):
+            c = (r.get('test_commits') or {}).get(field)
+            if c and not same_commit(c['commit'], r['commit']):
+                parts.append(f'{label} `{c["commit"][:10]}` ({tree(c)})')
+        if parts:
+            out.append(f'{r["model"]}: ' + ', '.join(parts))
+    return out
+
+
 def provenance(runs):
     lines = []
     device = one_or_list(r['device'] for r in runs)
@@ -643,6 +676,10 @@ def provenance(runs):
         lines.append('- Commits (they differ between the models): ' +
                      '; '.join(f'{r["model"]}: `{r["commit"]}` ({tree(r)})'
                                for r in runs) + '.')
+    later = tested_elsewhere(runs, tree)
+    if later:
+        lines.append('- Tests at another commit than the training (the '
+                     'records\' `test_commits`): ' + '; '.join(later) + '.')
     dates = sorted({r['date'] for r in runs})
     lines.append('- Date: ' + (dates[0] if len(dates) == 1 else
                                f'{dates[0]} to {dates[-1]}') +

@@ -771,19 +771,17 @@ def _device_name():
     return f'cpu ({os.cpu_count()} cores, {cpu_name()})'
 
 
-def _commit(args):
-    if args.commit:
-        return args.commit, None
-    prov = _provenance()
-    return prov.git_commit(REPO), prov.git_dirty(REPO)
-
-
 def trained_commit(key, segments):
-    """(commit, dirty) that the training segments recorded, or None when a
-    segment recorded none (a run started before they did). Segments of
-    different commits raise: one record cannot name them."""
+    """(commit, dirty) that the training segments recorded. A segment that
+    recorded none (a run started before they did, or a tree with neither
+    .git nor $MMSEG_RN_COMMIT) and segments of different commits raise:
+    the commit checked out now need not be the one that trained, so the
+    caller names it with --commit."""
     if not segments or any(s.get('commit') is None for s in segments):
-        return None
+        raise ValueError(
+            f'{key}: its training segments recorded no commit (a run from '
+            'before they did); name the commit that trained it with '
+            '--commit')
     commits = sorted({s['commit'] for s in segments})
     if len(commits) > 1:
         raise ValueError(
@@ -795,8 +793,22 @@ def trained_commit(key, segments):
     return commits[0], dirty
 
 
+def test_commit(run, name):
+    """{'commit', 'dirty'} that a finished test recorded, else None. A test
+    runs in a later command than the training, possibly at a later
+    commit: the record keeps both."""
+    if status_of(run, name, 'test') != 'finished':
+        return None
+    segment = run.state(name, 'test')['segments'][-1]
+    if segment.get('commit') is None:
+        return None
+    return dict(commit=segment['commit'], dirty=segment.get('dirty'))
+
+
 def collect_record(run, sched, key, name, config, commit, dirty, device):
-    """The record of one model (schema: tools/analysis/camvid_report.py)."""
+    """The record of one model (schema: tools/analysis/camvid_report.py).
+    ``commit`` and ``dirty`` are the training's; ``test_commits`` those
+    of its two tests."""
     import torch
     work_dir = run.work_dir(key)
     loss, val, memory, s_iter = train_curves(work_dir)
@@ -824,6 +836,8 @@ def collect_record(run, sched, key, name, config, commit, dirty, device):
         date=time.strftime('%Y-%m-%d', time.gmtime()),
         command=train_cmd,
         commands=dict(train=train_cmd, test=test_cmd, test_ms_flip=ms_cmd),
+        test_commits=dict(test=test_commit(run, f'ss-{key}'),
+                          test_ms_flip=test_commit(run, f'ms_flip-{key}')),
         schedule=dict({k: sched[k] for k in (
             'iterations', 'planned_iterations', 'batch_size', 'lr',
             'warmup_iters', 'val_interval', 'amp', 'concurrent_models',
@@ -879,7 +893,6 @@ def cmd_collect(args):
     sched = _read_json(run.path('schedule.json'))
     if sched is None:
         fail('no schedule.json: nothing was trained in this run')
-    commit, dirty = _commit(args)
     device = _device_name()
     written, broken = [], []
     for key, name, config in _models(sched['models']):
@@ -889,10 +902,10 @@ def cmd_collect(args):
         # one model's bad numbers must not cost the others their records
         # (nor the export below: this is the session's last call)
         try:
-            trained = None if args.commit else trained_commit(
-                key, run.state(key)['segments'])
+            trained = (args.commit, None) if args.commit else \
+                trained_commit(key, run.state(key)['segments'])
             record = collect_record(run, sched, key, name, config,
-                                    *(trained or (commit, dirty)), device)
+                                    *trained, device)
         except Exception as e:
             sys.stderr.write(f'error: {key}: no record: '
                              f'{type(e).__name__}: {e}\n')
@@ -1001,9 +1014,9 @@ def parse_args(argv=None):
                False)
     p.add_argument('--export', help='also pack them into '
                    'EXPORT/camvid_run.tar.gz')
-    p.add_argument('--commit', help='the commit to record (default: the '
-                   'one the training segments recorded; for a run that '
-                   'recorded none, read from .git, else $MMSEG_RN_COMMIT)')
+    p.add_argument('--commit', help='the commit that trained the models, '
+                   'to record (default: the one their training segments '
+                   'recorded; a run whose segments recorded none needs it)')
     common(sub.add_parser('status', help='show the trainings'), False)
     p = sub.add_parser('_supervise')
     p.add_argument('run')
