@@ -22,9 +22,11 @@ and writes, in the ``--docs`` folder (default ``docs/results``):
   every other record follows, untouched and in its order.
 * ``camvid.md``: only the section from the ``## GPU experiment`` heading
   to the next ``## `` heading is rewritten (the rest is kept byte for
-  byte): device, commit, date, the schedule used, the main table, the
-  issue's anchors and goals with a verdict computed from the numbers,
-  per-class IoU (single scale and ms+flip), the trimap curve, the commands.
+  byte): device, commit (the training's; each test's commit, from the
+  records' ``test_commits``, where it differs), date, the schedule used,
+  the main table, the issue's anchors and goals with a verdict computed
+  from the numbers, per-class IoU (single scale and ms+flip), the trimap
+  curve, the commands.
 * ``camvid_trimap.png``, ``camvid_val_curve.png`` and
   ``camvid_predictions.png`` next to it (matplotlib, Agg).
 

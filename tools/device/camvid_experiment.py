@@ -780,7 +780,8 @@ def trained_commit(key, segments):
     if not segments or any(s.get('commit') is None for s in segments):
         raise ValueError(
             f'{key}: its training segments recorded no commit (a run from '
-            'before they did); name the commit that trained it with '
+            'before they did, or a tree with neither .git nor '
+            '$MMSEG_RN_COMMIT); name the commit that trained it with '
             '--commit')
     commits = sorted({s['commit'] for s in segments})
     if len(commits) > 1:
