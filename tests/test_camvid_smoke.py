@@ -19,7 +19,6 @@ temporary folder (from links to the shared copy, never a copy of the
 dataset in the repository). Skipped, saying why, when CamVid is absent
 (see the ``camvid_root`` fixture in ``conftest.py``).
 """
-import importlib.util
 import os
 import os.path as osp
 import time
@@ -96,14 +95,6 @@ FRRN_SMALL = dict(type='EncoderDecoder',
                   test_cfg=dict(mode='whole'))
 
 
-def _load_converter():
-    spec = importlib.util.spec_from_file_location('camvid_converter',
-                                                  CONVERTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _link_subset(src, dst, stems):
     """A SegNet-layout CamVid folder holding ``stems`` (links, no copies).
 
@@ -126,7 +117,7 @@ def _read_stems(path):
 
 
 @pytest.fixture(scope='module')
-def camvid_subset(camvid_root, tmp_path_factory):
+def camvid_subset(camvid_root, tmp_path_factory, load_script):
     """``NUM_TRAIN`` CamVid training images in MMSeg's layout at 96x128.
 
     Returns:
@@ -143,8 +134,8 @@ def camvid_subset(camvid_root, tmp_path_factory):
                                             split + '.txt'))[:1]
     _link_subset(camvid_root, str(tmp / 'segnet'), stems)
     data_root = str(tmp / 'camvid')
-    counts = _load_converter().convert_camvid(str(tmp / 'segnet'),
-                                              data_root)
+    counts = load_script(CONVERTER).convert_camvid(str(tmp / 'segnet'),
+                                                   data_root)
     assert counts['train'] == NUM_TRAIN
     # downscale in place: area for images, nearest for labels
     h, w = SIZE

@@ -4,7 +4,6 @@ Each class loads a tiny folder in the layout its converter writes
 (``img_dir/<split>``, ``ann_dir/<split>``, same stems); CamVid also loads
 the real SegNet copy, converted on the fly.
 """
-import importlib.util
 import os
 import os.path as osp
 
@@ -89,19 +88,13 @@ def test_dataset_loads_converted_layout(tmp_path, type_name, cls, num_classes,
         assert seg.flat[num_classes] == 0
 
 
-def load_camvid_converter(repo_root):
-    spec = importlib.util.spec_from_file_location(
-        'dataset_converters_camvid',
-        osp.join(repo_root, 'tools', 'dataset_converters', 'camvid.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.camvid
-def test_camvid_real_copy(tmp_path_factory, camvid_root, repo_root):
+def test_camvid_real_copy(tmp_path_factory, camvid_root, repo_root,
+                          load_script):
     out = str(tmp_path_factory.mktemp('camvid') / 'camvid')
-    counts = load_camvid_converter(repo_root).convert_camvid(camvid_root, out)
+    converter = load_script(
+        osp.join(repo_root, 'tools', 'dataset_converters', 'camvid.py'))
+    counts = converter.convert_camvid(camvid_root, out)
     assert counts == dict(train=367, val=101, test=233)
     for split, num in counts.items():
         dataset = DATASETS.build(
