@@ -636,7 +636,13 @@ def same_commit(a, b):
     return a.startswith(b) or b.startswith(a)
 
 
-def tested_elsewhere(runs, tree):
+def tree_state(rec):
+    """What a record (or a test's {"commit", "dirty"}) says of its tree."""
+    return {True: 'dirty tree: uncommitted changes', False: 'clean tree',
+            None: 'dirty: not recorded'}[rec.get('dirty')]
+
+
+def tested_elsewhere(runs):
     """'MODEL: single scale `c` (tree)' for every test that ran at another
     commit than its model's training (a later command, in a later
     session, can run later code)."""
@@ -647,7 +653,8 @@ def tested_elsewhere(runs, tree):
                              ('test_ms_flip', 'ms+flip')):
             c = (r.get('test_commits') or {}).get(field)
             if c and not same_commit(c['commit'], r['commit']):
-                parts.append(f'{label} `{c["commit"][:10]}` ({tree(c)})')
+                parts.append(f'{label} `{c["commit"][:10]}` '
+                             f'({tree_state(c)})')
         if parts:
             out.append(f'{r["model"]}: ' + ', '.join(parts))
     return out
@@ -666,19 +673,14 @@ def provenance(runs):
                                f'{r.get("torch") or "-"})' for r in runs)
                      + '.')
 
-    def tree(rec):
-        dirty = rec.get('dirty')
-        return {True: 'dirty tree: uncommitted changes', False: 'clean tree',
-                None: 'dirty: not recorded'}[dirty]
-
-    commit = one_or_list((r['commit'], tree(r)) for r in runs)
+    commit = one_or_list((r['commit'], tree_state(r)) for r in runs)
     if commit is not None:
         lines.append(f'- Commit: `{commit[0]}` ({commit[1]}).')
     else:
         lines.append('- Commits (they differ between the models): ' +
-                     '; '.join(f'{r["model"]}: `{r["commit"]}` ({tree(r)})'
-                               for r in runs) + '.')
-    later = tested_elsewhere(runs, tree)
+                     '; '.join(f'{r["model"]}: `{r["commit"]}` '
+                               f'({tree_state(r)})' for r in runs) + '.')
+    later = tested_elsewhere(runs)
     if later:
         lines.append('- Tests at another commit than the training (the '
                      'records\' `test_commits`): ' + '; '.join(later) + '.')

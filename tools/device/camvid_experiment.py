@@ -794,14 +794,21 @@ def trained_commit(key, segments):
     return commits[0], dirty
 
 
+def finished_test(run, name):
+    """The last segment of test ``name`` if it finished, else None: a test
+    that never ran, was stopped (out of time) or failed gave no figures,
+    so nothing of it (command, commit) goes beside them."""
+    if status_of(run, name, 'test') != 'finished':
+        return None
+    return run.state(name, 'test')['segments'][-1]
+
+
 def test_commit(run, name):
     """{'commit', 'dirty'} that a finished test recorded, else None. A test
     runs in a later command than the training, possibly at a later
     commit: the record keeps both."""
-    if status_of(run, name, 'test') != 'finished':
-        return None
-    segment = run.state(name, 'test')['segments'][-1]
-    if segment.get('commit') is None:
+    segment = finished_test(run, name)
+    if segment is None or segment.get('commit') is None:
         return None
     return dict(commit=segment['commit'], dirty=segment.get('dirty'))
 
@@ -881,12 +888,9 @@ def _classes(metrics):
 
 
 def _state_command(run, name):
-    """The command of a finished test; None for one that never ran or was
-    stopped (out of time) or failed: its figures are missing, and a
-    command beside them would read as if it had given them."""
-    if status_of(run, name, 'test') != 'finished':
-        return None
-    return run.state(name, 'test')['segments'][-1]['command']
+    """The command of a finished test, else None (see finished_test)."""
+    segment = finished_test(run, name)
+    return None if segment is None else segment['command']
 
 
 def cmd_collect(args):
