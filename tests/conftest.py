@@ -147,6 +147,30 @@ def assert_one_line_error():
     return _assert_one_line_error
 
 
+def _seg_samples(n, h, w, num_classes, void_columns=0):
+    """``n`` ``SegDataSample``s of ``h`` x ``w`` images with uniformly
+    random labels in ``[0, num_classes)`` (torch's global generator), the
+    first ``void_columns`` columns 255 (void)."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(n):
+        sample = SegDataSample(metainfo=dict(
+            img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        label = torch.randint(0, num_classes, (1, h, w))
+        label[:, :, :void_columns] = 255
+        sample.gt_sem_seg = PixelData(data=label)
+        samples.append(sample)
+    return samples
+
+
+@pytest.fixture(scope='session')
+def seg_samples():
+    """:func:`_seg_samples`: data samples with random labels, for a
+    model's ``loss`` and ``predict``."""
+    return _seg_samples
+
+
 def _load_script(path):
     """The module of the script at ``path`` (``tools/`` and ``benchmarks/``
     are no packages), loaded by path: its top level runs, its

@@ -14,10 +14,8 @@ import torch
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.model import revert_sync_batchnorm
-from mmengine.structures import PixelData
 
 from mmseg.registry import METRICS, MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -40,18 +38,6 @@ import mmseg_refinenet  # noqa: E402,F401  (as custom_imports does)
 
 def _rel(path):
     return osp.relpath(path, CONFIG_DIR)
-
-
-def _samples(n, h, w, num_classes):
-    samples = []
-    for _ in range(n):
-        s = SegDataSample(metainfo=dict(
-            img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
-        label = torch.randint(0, num_classes, (1, h, w))
-        label[:, :, :4] = 255
-        s.gt_sem_seg = PixelData(data=label)
-        samples.append(s)
-    return samples
 
 
 def test_configs_found():
@@ -80,7 +66,7 @@ def test_dedicated_files_glob_their_folders():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_rel)
-def test_config_builds_trains_and_predicts(path):
+def test_config_builds_trains_and_predicts(path, seg_samples):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['mmseg_refinenet']
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
@@ -89,13 +75,15 @@ def test_config_builds_trains_and_predicts(path):
     model.train()
     # 64x96: divisible by 32 (FRRN, UNet and every other model)
     losses = model.loss(
-        torch.randn(2, 3, 64, 96), _samples(2, 64, 96, num_classes))
+        torch.randn(2, 3, 64, 96),
+        seg_samples(2, 64, 96, num_classes, void_columns=4))
     loss = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(loss)
     model.eval()
     with torch.no_grad():
         preds = model.predict(
-            torch.randn(1, 3, 64, 96), _samples(1, 64, 96, num_classes))
+            torch.randn(1, 3, 64, 96),
+            seg_samples(1, 64, 96, num_classes, void_columns=4))
     assert preds[0].pred_sem_seg.data.shape == (1, 64, 96)
     assert preds[0].seg_logits.data.shape == (num_classes, 64, 96)
 

@@ -7,28 +7,14 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
-from mmengine.structures import PixelData
 
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'refinenet', '*.py')))
 
 register_all_modules()
-
-
-def _samples(n, h, w, num_classes):
-    samples = []
-    for _ in range(n):
-        s = SegDataSample(
-            metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                          pad_shape=(h, w)))
-        s.gt_sem_seg = PixelData(
-            data=torch.randint(0, num_classes, (1, h, w)))
-        samples.append(s)
-    return samples
 
 
 def test_all_variants_have_configs():
@@ -42,7 +28,7 @@ def test_all_variants_have_configs():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
-def test_config_builds_trains_and_predicts(path):
+def test_config_builds_trains_and_predicts(path, seg_samples):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['mmseg_refinenet']
     assert cfg.tta_model.type == 'SegTTAModel' and cfg.tta_pipeline
@@ -51,11 +37,11 @@ def test_config_builds_trains_and_predicts(path):
     torch.manual_seed(0)
     model.train()
     losses = model.loss(
-        torch.randn(2, 3, 64, 64), _samples(2, 64, 64, num_classes))
+        torch.randn(2, 3, 64, 64), seg_samples(2, 64, 64, num_classes))
     assert torch.isfinite(losses['decode.loss_ce'])
     model.eval()
     with torch.no_grad():
         preds = model.predict(
-            torch.randn(1, 3, 64, 80), _samples(1, 64, 80, num_classes))
+            torch.randn(1, 3, 64, 80), seg_samples(1, 64, 80, num_classes))
     assert preds[0].pred_sem_seg.data.shape == (1, 64, 80)
     assert preds[0].seg_logits.data.shape == (num_classes, 64, 80)

@@ -10,10 +10,8 @@ all 1/16).
 import pytest
 import torch
 from mmengine.config import ConfigDict
-from mmengine.structures import PixelData
 
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_refinenet  # noqa: F401
@@ -100,7 +98,7 @@ HEADS = {
 
 @pytest.mark.parametrize('head_name', sorted(HEADS))
 @pytest.mark.parametrize('backbone_name', sorted(BACKBONES))
-def test_head_trains_on_mmseg_backbone(backbone_name, head_name):
+def test_head_trains_on_mmseg_backbone(backbone_name, head_name, seg_samples):
     torch.manual_seed(0)
     backbone, widths, stride = BACKBONES[backbone_name]
     model = MODELS.build(
@@ -120,14 +118,7 @@ def test_head_trains_on_mmseg_backbone(backbone_name, head_name):
             test_cfg=ConfigDict(mode='whole')))
     model.init_weights()
     inputs = torch.randn(2, 3, SIZE, SIZE)
-    samples = []
-    for _ in range(2):
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(
-            data=torch.randint(0, 5, (1, SIZE, SIZE)))
-        sample.set_metainfo(
-            dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE)))
-        samples.append(sample)
+    samples = seg_samples(2, SIZE, SIZE, 5)
 
     # The logits come out at the resolution of the largest feature map.
     features = model.extract_feat(inputs)
