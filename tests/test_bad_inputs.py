@@ -121,6 +121,21 @@ def frrn(**head):
             decode_head=head_cfg)).eval()
 
 
+def frrn_slide_predict(crop_size, size=(24, 24)):
+    """Sliding-window inference of the small FRRN on one image whose
+    sides are multiples of its divisor, with windows of ``crop_size``."""
+    model = MODELS.build(
+        dict(type='EncoderDecoder',
+             backbone=dict(type='FRRN', **FRRN_SPEC),
+             decode_head=dict(type='FRRNHead', in_channels=8,
+                              num_classes=NUM_CLASSES),
+             test_cfg=ConfigDict(mode='slide', crop_size=crop_size,
+                                 stride=(8, 8)))).eval()
+    meta = dict(img_shape=size, ori_shape=size, pad_shape=size)
+    with torch.no_grad():
+        return model.predict(image(size=size), [SegDataSample(metainfo=meta)])
+
+
 def image(channels=3, size=(16, 16), n=1):
     return torch.rand(n, channels, *size)
 
@@ -447,6 +462,11 @@ CASES = [
          lambda _: frrn_backbone()(image(size=(12, 16))), ValueError,
          OURS_CHECKS, r'FRRN', r'input size 12x16', fr'divisible by '
          fr'{FRRN_DIVISOR}', fr'size_divisor={FRRN_DIVISOR}'),
+    case('frrn-slide-window-not-divisible',
+         lambda _: frrn_slide_predict(crop_size=(12, 16)), ValueError,
+         OURS_CHECKS, r'FRRN', r'input size 12x16',
+         fr'divisible by {FRRN_DIVISOR}', r"mode='slide'",
+         fr'test_cfg\.crop_size multiples of {FRRN_DIVISOR}'),
     case('frrn-baseline-size-not-divisible',
          lambda _: frrn_backbone('FRRNResNetBaseline')(image(size=(16, 20))),
          ValueError, OURS_CHECKS, r'FRRNResNetBaseline',
@@ -649,3 +669,25 @@ def test_checks_are_left_out_of_traced_graphs():
     with torch.no_grad():
         traced = torch.jit.trace(Logits().eval(), image(), check_trace=False)
         assert torch.isnan(traced(nan_image())).any()
+
+
+def test_sliding_window_inference_with_good_windows():
+    """The good side of ``frrn-slide-window-not-divisible``: with windows
+    whose sides are multiples of FRRN's divisor (and for RefineNet, which
+    takes any size, windows of any size), MMSeg's sliding-window inference
+    gives full-size, finite logits. The window overlap makes
+    ``slide_inference`` average; a 24x24 image with 16x16 windows at stride
+    8 is cut into 4 overlapping windows."""
+    result, = frrn_slide_predict(crop_size=(16, 16))
+    assert result.seg_logits.data.shape == (NUM_CLASSES, 24, 24)
+    assert torch.isfinite(result.seg_logits.data).all()
+    cfg = refinenet_cfg()
+    cfg['test_cfg'] = ConfigDict(mode='slide', crop_size=(13, 17),
+                                 stride=(7, 9))
+    model = MODELS.build(cfg).eval()
+    meta = dict(img_shape=(24, 30), ori_shape=(24, 30), pad_shape=(24, 30))
+    with torch.no_grad():
+        result, = model.predict(image(size=(24, 30)),
+                                [SegDataSample(metainfo=meta)])
+    assert result.seg_logits.data.shape == (NUM_CLASSES, 24, 30)
+    assert torch.isfinite(result.seg_logits.data).all()

@@ -182,7 +182,10 @@ def check_image_batch(owner: str,
         raise ValueError(
             f'{owner}: input size {h}x{w} (HxW) {problem}. Pad the input, '
             "e.g. data_preprocessor=dict(type='SegDataPreProcessor', "
-            f'size_divisor={d}, ...) in the model config')
+            f'size_divisor={d}, ...) in the model config; with sliding-'
+            "window inference (test_cfg=dict(mode='slide', ...)) the "
+            'network sees the windows, not the padded image, so also make '
+            f'both sides of test_cfg.crop_size multiples of {d}')
     if check_finite and value_checks_enabled() and not _all_finite([x]):
         raise ValueError(
             f'{owner}: the input images contain NaN or Inf; images must be '
