@@ -136,6 +136,28 @@ def frrn_slide_predict(crop_size, size=(24, 24)):
         return model.predict(image(size=size), [SegDataSample(metainfo=meta)])
 
 
+def frrn_test_step(test_padding, size=(12, 20)):
+    """``test_step`` of the small FRRN on one ``size`` image. Its data
+    preprocessor pads training batches (``size_divisor``) and, with
+    ``test_padding``, test images too (``test_cfg.size_divisor``); without
+    it MMSeg leaves test images unpadded."""
+    preprocessor = dict(type='SegDataPreProcessor', size_divisor=FRRN_DIVISOR)
+    if test_padding:
+        preprocessor['test_cfg'] = dict(size_divisor=FRRN_DIVISOR)
+    model = MODELS.build(
+        dict(type='EncoderDecoder',
+             data_preprocessor=preprocessor,
+             backbone=dict(type='FRRN', **FRRN_SPEC),
+             decode_head=dict(type='FRRNHead', in_channels=8,
+                              num_classes=NUM_CLASSES),
+             test_cfg=ConfigDict(mode='whole'))).eval()
+    meta = dict(img_shape=size, ori_shape=size)
+    data = dict(inputs=[torch.randint(0, 256, (3, *size), dtype=torch.uint8)],
+                data_samples=[SegDataSample(metainfo=meta)])
+    with torch.no_grad():
+        return model.test_step(data)
+
+
 def image(channels=3, size=(16, 16), n=1):
     return torch.rand(n, channels, *size)
 
@@ -462,6 +484,11 @@ CASES = [
          lambda _: frrn_backbone()(image(size=(12, 16))), ValueError,
          OURS_CHECKS, r'FRRN', r'input size 12x16', fr'divisible by '
          fr'{FRRN_DIVISOR}', fr'size_divisor={FRRN_DIVISOR}'),
+    case('frrn-test-image-not-padded',
+         lambda _: frrn_test_step(test_padding=False), ValueError,
+         OURS_CHECKS, r'FRRN', r'input size 12x20',
+         fr'divisible by {FRRN_DIVISOR}',
+         fr'test_cfg=dict\(size_divisor={FRRN_DIVISOR}\)'),
     case('frrn-slide-window-not-divisible',
          lambda _: frrn_slide_predict(crop_size=(12, 16)), ValueError,
          OURS_CHECKS, r'FRRN', r'input size 12x16',
@@ -691,3 +718,11 @@ def test_sliding_window_inference_with_good_windows():
                                 [SegDataSample(metainfo=meta)])
     assert result.seg_logits.data.shape == (NUM_CLASSES, 24, 30)
     assert torch.isfinite(result.seg_logits.data).all()
+
+
+def test_frrn_test_step_pads_with_the_preprocessors_test_cfg():
+    """The good side of ``frrn-test-image-not-padded``: the same image goes
+    through ``test_step`` once the preprocessor's ``test_cfg`` pads it, and
+    the prediction is cropped back to the image's size."""
+    result, = frrn_test_step(test_padding=True)
+    assert result.pred_sem_seg.shape == (12, 20)

@@ -127,13 +127,15 @@ class FRRN(BaseModule):
     ======  ===================================  ========================
 
     The height and width of the input must be divisible by the total
-    pooling factor ``2 ** len(encoder)`` (16 for A, 32 for B); pad the
-    input with the data preprocessor (``SegDataPreProcessor(size_divisor=16
-    or 32)``); with sliding-window inference (``test_cfg=dict(mode='slide',
-    ...)``) the network sees the windows, so ``test_cfg.crop_size`` must be
-    a multiple too. :meth:`check_input` raises a ValueError naming the field to
-    fix, before any computation, for an input of another size, with other
-    than ``in_channels`` channels, or with NaN / Inf values.
+    pooling factor ``2 ** len(encoder)`` (16 for A, 32 for B). Pad the
+    input with the data preprocessor: its ``size_divisor`` pads training
+    batches and its ``test_cfg=dict(size_divisor=...)`` test images (MMSeg's
+    ``SegDataPreProcessor`` keeps the two apart). With sliding-window
+    inference (the model's ``test_cfg=dict(mode='slide', ...)``) the
+    network sees the windows, so ``test_cfg.crop_size`` must be a multiple
+    too. :meth:`check_input` raises a ValueError naming the field to fix,
+    before any computation, for an input of another size, with other than
+    ``in_channels`` channels, or with NaN / Inf values.
 
     Args:
         arch (str | None): ``'A'`` or ``'B'`` (Table 1), or None to use

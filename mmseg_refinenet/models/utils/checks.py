@@ -180,10 +180,13 @@ def check_image_batch(owner: str,
                    else f'is not divisible by {d}, the total pooling '
                    'factor of the network')
         raise ValueError(
-            f'{owner}: input size {h}x{w} (HxW) {problem}. Pad the input, '
-            "e.g. data_preprocessor=dict(type='SegDataPreProcessor', "
-            f'size_divisor={d}, ...) in the model config; with sliding-'
-            "window inference (test_cfg=dict(mode='slide', ...)) the "
+            f'{owner}: input size {h}x{w} (HxW) {problem}. Pad the input '
+            'with the data preprocessor, for training and for testing: '
+            "data_preprocessor=dict(type='SegDataPreProcessor', "
+            f'size_divisor={d}, test_cfg=dict(size_divisor={d}), ...) in '
+            'the model config (MMSeg pads training batches by size_divisor '
+            'and test images by test_cfg.size_divisor only); with sliding-'
+            "window inference (model test_cfg=dict(mode='slide', ...)) the "
             'network sees the windows, not the padded image, so also make '
             f'both sides of test_cfg.crop_size multiples of {d}')
     if check_finite and value_checks_enabled() and not _all_finite([x]):
