@@ -111,26 +111,25 @@ def frrn_backbone(type='FRRN', **kwargs):
     return MODELS.build(cfg)
 
 
-def frrn(**head):
+def frrn_cfg(**head):
     head_cfg = dict(type='FRRNHead', in_channels=8, num_classes=NUM_CLASSES)
     head_cfg.update(head)
-    return MODELS.build(
-        dict(
-            type='EncoderDecoder',
-            backbone=dict(type='FRRN', **FRRN_SPEC),
-            decode_head=head_cfg)).eval()
+    return dict(
+        type='EncoderDecoder',
+        backbone=dict(type='FRRN', **FRRN_SPEC),
+        decode_head=head_cfg)
 
 
-def frrn_slide_predict(crop_size, size=(24, 24)):
-    """Sliding-window inference of the small FRRN on one image whose
-    sides are multiples of its divisor, with windows of ``crop_size``."""
-    model = MODELS.build(
-        dict(type='EncoderDecoder',
-             backbone=dict(type='FRRN', **FRRN_SPEC),
-             decode_head=dict(type='FRRNHead', in_channels=8,
-                              num_classes=NUM_CLASSES),
-             test_cfg=ConfigDict(mode='slide', crop_size=crop_size,
-                                 stride=(8, 8)))).eval()
+def frrn(**head):
+    return MODELS.build(frrn_cfg(**head)).eval()
+
+
+def slide_predict(cfg, crop_size, stride, size):
+    """``predict`` of the segmentor ``cfg`` on one ``size`` image, with
+    MMSeg's sliding-window inference in ``crop_size`` windows."""
+    cfg = dict(cfg, test_cfg=ConfigDict(mode='slide', crop_size=crop_size,
+                                        stride=stride))
+    model = MODELS.build(cfg).eval()
     meta = dict(img_shape=size, ori_shape=size, pad_shape=size)
     with torch.no_grad():
         return model.predict(image(size=size), [SegDataSample(metainfo=meta)])
@@ -145,11 +144,7 @@ def frrn_test_step(test_padding, size=(12, 20)):
     if test_padding:
         preprocessor['test_cfg'] = dict(size_divisor=FRRN_DIVISOR)
     model = MODELS.build(
-        dict(type='EncoderDecoder',
-             data_preprocessor=preprocessor,
-             backbone=dict(type='FRRN', **FRRN_SPEC),
-             decode_head=dict(type='FRRNHead', in_channels=8,
-                              num_classes=NUM_CLASSES),
+        dict(frrn_cfg(), data_preprocessor=preprocessor,
              test_cfg=ConfigDict(mode='whole'))).eval()
     meta = dict(img_shape=size, ori_shape=size)
     data = dict(inputs=[torch.randint(0, 256, (3, *size), dtype=torch.uint8)],
@@ -490,7 +485,8 @@ CASES = [
          fr'divisible by {FRRN_DIVISOR}',
          fr'test_cfg=dict\(size_divisor={FRRN_DIVISOR}\)'),
     case('frrn-slide-window-not-divisible',
-         lambda _: frrn_slide_predict(crop_size=(12, 16)), ValueError,
+         lambda _: slide_predict(frrn_cfg(), crop_size=(12, 16),
+                                 stride=(8, 8), size=(24, 24)), ValueError,
          OURS_CHECKS, r'FRRN', r'input size 12x16',
          fr'divisible by {FRRN_DIVISOR}', r"mode='slide'",
          fr'test_cfg\.crop_size multiples of {FRRN_DIVISOR}'),
@@ -705,17 +701,12 @@ def test_sliding_window_inference_with_good_windows():
     gives full-size, finite logits. The window overlap makes
     ``slide_inference`` average; a 24x24 image with 16x16 windows at stride
     8 is cut into 4 overlapping windows."""
-    result, = frrn_slide_predict(crop_size=(16, 16))
+    result, = slide_predict(frrn_cfg(), crop_size=(16, 16), stride=(8, 8),
+                            size=(24, 24))
     assert result.seg_logits.data.shape == (NUM_CLASSES, 24, 24)
     assert torch.isfinite(result.seg_logits.data).all()
-    cfg = refinenet_cfg()
-    cfg['test_cfg'] = ConfigDict(mode='slide', crop_size=(13, 17),
-                                 stride=(7, 9))
-    model = MODELS.build(cfg).eval()
-    meta = dict(img_shape=(24, 30), ori_shape=(24, 30), pad_shape=(24, 30))
-    with torch.no_grad():
-        result, = model.predict(image(size=(24, 30)),
-                                [SegDataSample(metainfo=meta)])
+    result, = slide_predict(refinenet_cfg(), crop_size=(13, 17),
+                            stride=(7, 9), size=(24, 30))
     assert result.seg_logits.data.shape == (NUM_CLASSES, 24, 30)
     assert torch.isfinite(result.seg_logits.data).all()
 
