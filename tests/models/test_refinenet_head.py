@@ -286,7 +286,7 @@ def test_gradients_reach_first_backbone_layer_through_each_path():
         ).sum() > 0
 
 
-def test_works_with_syncbn_with_cp_and_auxiliary_head():
+def test_works_with_syncbn_with_cp_and_auxiliary_head(seg_samples):
     norm_cfg = dict(type='SyncBN', requires_grad=True)
     model = MODELS.build(
         dict(
@@ -315,15 +315,7 @@ def test_works_with_syncbn_with_cp_and_auxiliary_head():
                 norm_cfg=norm_cfg,
                 loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4))))
     model = revert_sync_batchnorm(model).train()
-    from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
-    samples = []
-    for _ in range(2):
-        s = SegDataSample(
-            metainfo=dict(
-                img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64)))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 4, (1, 64, 64)))
-        samples.append(s)
+    samples = seg_samples(2, 64, 64, 4)
     losses = model.loss(torch.randn(2, 3, 64, 64), samples)
     assert set(losses) >= {'decode.loss_ce', 'aux.loss_ce'}
     sum(v for k, v in losses.items() if 'loss' in k).backward()
