@@ -260,11 +260,20 @@ def test_errors(tmp_path, assert_one_line_error):
     assert_one_line_error(report(run, data, docs), 'frrn-a.json',
                           "'commands.train'", 'must be a string')
 
-    bad = copy.deepcopy(good)
-    bad['test_commits'] = {'test': {'commit': 'abc1234', 'dirty': 'no'}}
-    path.write_text(json.dumps(bad))
-    assert_one_line_error(report(run, data, docs), 'frrn-a.json',
-                          "'test_commits'")
+    # `dirty` is a JSON boolean: a string or a number (1 == True in Python)
+    # is refused, at the top level and in test_commits alike
+    for dirty in ('no', 1, 0):
+        bad = copy.deepcopy(good)
+        bad['test_commits'] = {'test': {'commit': 'abc1234', 'dirty': dirty}}
+        path.write_text(json.dumps(bad))
+        assert_one_line_error(report(run, data, docs), 'frrn-a.json',
+                              "'test_commits'", 'true, false or null')
+
+        bad = copy.deepcopy(good)
+        bad['dirty'] = dirty
+        path.write_text(json.dumps(bad))
+        assert_one_line_error(report(run, data, docs), 'frrn-a.json',
+                              "'dirty'", 'true or false')
 
     bad = copy.deepcopy(good)
     bad['schedule']['lr'] = 0.002

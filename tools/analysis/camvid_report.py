@@ -221,12 +221,17 @@ def check_record(rec, name):
         opt(field, text, 'a string')
     opt('dirty', lambda v: isinstance(v, bool), 'true or false')
 
+    def test_commit(c):
+        # `dirty` as the top-level field takes it: a JSON boolean (1 == True
+        # in Python, so `in (True, False)` would let 0 and 1 through), or
+        # null where it was not recorded
+        return c is None or (
+            isinstance(c, dict) and text(c.get('commit'))
+            and (c.get('dirty') is None or isinstance(c['dirty'], bool)))
+
     def test_commits(v):
         return isinstance(v, dict) and set(v) <= {'test', 'test_ms_flip'} \
-            and all(c is None or (
-                isinstance(c, dict) and text(c.get('commit'))
-                and c.get('dirty') in (True, False, None))
-                for c in v.values())
+            and all(map(test_commit, v.values()))
 
     opt('test_commits', test_commits, 'an object {"test", "test_ms_flip"} '
         'of {"commit": string, "dirty": true, false or null} or null')
