@@ -219,15 +219,17 @@ def check_record(rec, name):
     opt('val_best_iter', is_int, 'an integer')
     for field in ('torch', 'prediction_dir', 'date'):
         opt(field, text, 'a string')
-    opt('dirty', lambda v: isinstance(v, bool), 'true or false')
+
+    def dirty_flag(v):
+        # a JSON boolean, or null where it was not recorded; not `in (True,
+        # False, None)`, which lets 0 and 1 through (1 == True in Python)
+        return v is None or isinstance(v, bool)
+
+    opt('dirty', dirty_flag, 'true or false')
 
     def test_commit(c):
-        # `dirty` as the top-level field takes it: a JSON boolean (1 == True
-        # in Python, so `in (True, False)` would let 0 and 1 through), or
-        # null where it was not recorded
-        return c is None or (
-            isinstance(c, dict) and text(c.get('commit'))
-            and (c.get('dirty') is None or isinstance(c['dirty'], bool)))
+        return c is None or (isinstance(c, dict) and text(c.get('commit'))
+                             and dirty_flag(c.get('dirty')))
 
     def test_commits(v):
         return isinstance(v, dict) and set(v) <= {'test', 'test_ms_flip'} \
