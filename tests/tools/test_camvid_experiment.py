@@ -205,7 +205,9 @@ def test_background_runs_interrupted_and_finished(tmp_path):
     # each segment records the code it ran
     from mmseg_refinenet.utils.benchmark import git_commit
     assert segment['commit'] == git_commit(tool.REPO)
-    assert segment['dirty'] in (True, False, None)
+    # a JSON boolean, or None where git could not tell; not `in (True,
+    # False, None)`, which lets 0 and 1 through (1 == True in Python)
+    assert segment['dirty'] is None or isinstance(segment['dirty'], bool)
 
 
 def test_record_names_the_commit_that_trained():
