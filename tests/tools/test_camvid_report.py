@@ -267,7 +267,8 @@ def test_errors(tmp_path, assert_one_line_error):
         bad['test_commits'] = {'test': {'commit': 'abc1234', 'dirty': dirty}}
         path.write_text(json.dumps(bad))
         assert_one_line_error(report(run, data, docs), 'frrn-a.json',
-                              "'test_commits'", 'true, false or null')
+                              "'test_commits'",
+                              'true, false or null} or null, got dict')
 
         bad = copy.deepcopy(good)
         bad['dirty'] = dirty

@@ -235,8 +235,9 @@ def check_record(rec, name):
         return isinstance(v, dict) and set(v) <= {'test', 'test_ms_flip'} \
             and all(map(test_commit, v.values()))
 
+    # opt adds the field's own ' or null'
     opt('test_commits', test_commits, 'an object {"test", "test_ms_flip"} '
-        'of {"commit": string, "dirty": true, false or null} or null')
+        'of {"commit": string, "dirty": true, false or null}')
 
     def curve(v):
         return isinstance(v, list) and all(
