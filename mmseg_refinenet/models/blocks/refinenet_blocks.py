@@ -160,7 +160,10 @@ class MultiResolutionFusion(BaseModule):
     Each input path ``i`` goes through one convolution (no bias, no
     activation) to ``out_channels`` (by default the smallest input width),
     is upsampled bilinearly to the largest input resolution, and all paths
-    are summed. A single input passes through unchanged.
+    are summed. A single input passes through unchanged. With
+    ``path_convs``, paths can skip their convolution and enter the sum as
+    they are (Light-Weight RefineNet on MobileNetV2 sums its adapted
+    backbone features this way).
 
     Shapes: a list of ``(N, C_i, H_i, W_i)`` -> ``(N, C_out, H_max, W_max)``
     where ``(H_max, W_max)`` is the size of the input with most pixels.
@@ -175,6 +178,9 @@ class MultiResolutionFusion(BaseModule):
         norm_cfg (dict, optional): Config of norm layers. Default: None.
         align_corners (bool): ``align_corners`` of the bilinear upsampling.
             Default: False.
+        path_convs (Sequence[bool], optional): For each path, whether it has
+            its convolution; a path without one must already be
+            ``out_channels`` wide. Default: every path has one.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -185,6 +191,7 @@ class MultiResolutionFusion(BaseModule):
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None,
                  align_corners: bool = False,
+                 path_convs: Optional[Sequence[bool]] = None,
                  init_cfg=None):
         super().__init__(init_cfg)
         in_channels = list(in_channels)
@@ -205,9 +212,26 @@ class MultiResolutionFusion(BaseModule):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.align_corners = align_corners
+        if path_convs is None:
+            path_convs = [True] * len(in_channels)
+        path_convs = [bool(p) for p in path_convs]
+        if len(path_convs) != len(in_channels):
+            raise ValueError(
+                f'MultiResolutionFusion path_convs has {len(path_convs)} '
+                f'entries but the fusion has {len(in_channels)} inputs; give '
+                'one flag per input')
+        for i, (c, with_conv) in enumerate(zip(in_channels, path_convs)):
+            if not with_conv and c != out_channels:
+                raise ValueError(
+                    f'MultiResolutionFusion input {i} has no convolution '
+                    f'(path_convs[{i}]=False), so it must be out_channels='
+                    f'{out_channels} wide, but in_channels[{i}]={c}. Give '
+                    'it a convolution or change the widths')
+        # a path without convolution keeps its index (nn.Identity, no
+        # parameters), so the keys of the others do not depend on it
         self.convs = nn.ModuleList()
         if len(in_channels) > 1:
-            for c in in_channels:
+            for c, with_conv in zip(in_channels, path_convs):
                 self.convs.append(
                     ConvModule(
                         c,
@@ -217,7 +241,7 @@ class MultiResolutionFusion(BaseModule):
                         bias=False,
                         conv_cfg=conv_cfg,
                         norm_cfg=norm_cfg,
-                        act_cfg=None))
+                        act_cfg=None) if with_conv else nn.Identity())
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         if len(inputs) != len(self.in_channels):
@@ -437,6 +461,8 @@ class RefineNetBlock(BaseModule):
             recompute its max-poolings in the backward pass instead of
             keeping the pooled maps and their int64 argmax indices.
             Default: True.
+        fusion_path_convs (Sequence[bool], optional): ``path_convs`` of the
+            fusion: which inputs get a fusion convolution. Default: all.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -459,6 +485,7 @@ class RefineNetBlock(BaseModule):
                  with_cp: bool = False,
                  zero_init_residual: bool = False,
                  crp_recompute_pooling: bool = True,
+                 fusion_path_convs: Optional[Sequence[bool]] = None,
                  init_cfg=None):
         super().__init__(init_cfg)
         in_channels = list(in_channels)
@@ -505,7 +532,8 @@ class RefineNetBlock(BaseModule):
             kernel_size=fusion_kernel_size,
             conv_cfg=conv_cfg,
             norm_cfg=norm_cfg,
-            align_corners=align_corners)
+            align_corners=align_corners,
+            path_convs=fusion_path_convs)
         self.in_channels = in_channels
         self.out_channels = self.fusion.out_channels
         self.crp = ChainedResidualPooling(

@@ -4,7 +4,8 @@ One configurable head covers the whole family: the cascade of RefineNet
 blocks is data (``cascade``), not code, so the 4-cascaded (Fig. 2c),
 2-cascaded (Fig. 7b), single-block (Fig. 7a) and 2-scale (Fig. 7c)
 RefineNets, the CRP ablation (Table 2) and Light-Weight RefineNet
-(Nekrasov et al., BMVC 2018) are all configs of :class:`RefineNetHead`.
+(Nekrasov et al., BMVC 2018), on ResNets and on MobileNetV2, are all
+configs of :class:`RefineNetHead`.
 """
 from typing import List, Optional, Sequence
 
@@ -23,12 +24,17 @@ from .checked_decode_head import CheckedDecodeHead
 class RefineNetHead(CheckedDecodeHead):
     """RefineNet: multi-path refinement of backbone features.
 
-    Data flow (``forward``), with ``n`` selected backbone features::
+    Data flow, with ``n`` selected backbone features::
 
         f_i   = adapt_i(dropout_i(x_i))                       i = 0..n-1
         y_1   = block_1([f_j for j in cascade[0]])
         y_b   = block_b([f_j for j in cascade[b-1]] + [y_{b-1}])
         logits = conv_seg(dropout(y_last))
+
+    ``_forward_feature`` returns ``y_last`` (``(N, channels, H/4, W/4)``
+    for a ResNet), the refined features before the classifier, for reuse
+    by other heads; ``forward`` is ``cls_seg(_forward_feature(inputs))``,
+    as in MMSeg's heads.
 
     ``adapt_i`` is a convolution without bias (3x3; 1x1 for Light-Weight
     RefineNet) to ``adapt_channels[i]``. Every backbone path gets
@@ -45,6 +51,13 @@ class RefineNetHead(CheckedDecodeHead):
     dropout 0.5 and a 3x3 classifier: with a torchvision ResNet-101 this is
     the released RefineNet-101 layer for layer.
 
+    A block may take several backbone paths, also at equal resolution:
+    Light-Weight RefineNet on MobileNetV2 (``configs/_base_/models/
+    lw_refinenet_mobilenet_v2.py``) fuses six levels in four blocks,
+    ``cascade=((5, 4), (3, 2), (1,), (0,))``, sums the adapted paths without
+    fusion convolutions (``input_fusion_convs=False``), has no RCUs and
+    applies ReLU6 (``act_cfg``) before each CRP.
+
     Args:
         adapt_channels (Sequence[int], optional): Width of each adapted
             path, in the order of ``in_index``. Default: ``channels`` for
@@ -55,6 +68,11 @@ class RefineNetHead(CheckedDecodeHead):
             paths it takes; every block after the first also takes the
             previous block's output. Every path must be used exactly once.
             Default: one block per path, deepest first.
+        input_fusion_convs (bool): Whether each backbone path has its own
+            convolution in the multi-resolution fusion of its block (Fig.
+            3c). False: the adapted paths enter the sum as they are (their
+            ``adapt_channels`` must then be the block's width); the previous
+            block's output always has its fusion convolution. Default: True.
         num_input_rcus (int): RCUs per backbone path. Default: 2.
         num_output_rcus (int): RCUs at the end of each block. Default: 3.
         with_crp (bool): Chained residual pooling on/off. Default: True.
@@ -90,7 +108,9 @@ class RefineNetHead(CheckedDecodeHead):
             ``channels``, ``in_index``, ``num_classes``, ``dropout_ratio``
             (default here 0.5, element-wise as in the released models,
             where MMSeg's heads drop whole channels), ``norm_cfg`` (None,
-            as in the paper), ``align_corners``, ``loss_decode``...).
+            as in the paper), ``act_cfg`` (of the RCUs and of the
+            activation before each CRP; default ReLU), ``align_corners``,
+            ``loss_decode``...).
 
     Bad input fails before any computation, naming the field: the
     arguments at build time, the backbone's outputs (``in_index`` range,
@@ -103,6 +123,7 @@ class RefineNetHead(CheckedDecodeHead):
                  adapt_channels: Optional[Sequence[int]] = None,
                  adapt_kernel_size: int = 3,
                  cascade: Optional[Sequence[Sequence[int]]] = None,
+                 input_fusion_convs: bool = True,
                  num_input_rcus: int = 2,
                  num_output_rcus: int = 3,
                  with_crp: bool = True,
@@ -193,9 +214,11 @@ class RefineNetHead(CheckedDecodeHead):
         for paths in self.cascade:
             block_in = [adapt_channels[i] for i in paths]
             block_rcus = [num_input_rcus] * len(paths)
+            path_convs = [input_fusion_convs] * len(paths)
             if prev_channels is not None:
                 block_in.append(prev_channels)
                 block_rcus.append(0)
+                path_convs.append(True)
             block = RefineNetBlock(
                 block_in,
                 num_input_rcus=block_rcus,
@@ -213,7 +236,8 @@ class RefineNetHead(CheckedDecodeHead):
                 align_corners=self.align_corners,
                 with_cp=with_cp,
                 zero_init_residual=zero_init_residual,
-                crp_recompute_pooling=crp_recompute_pooling)
+                crp_recompute_pooling=crp_recompute_pooling,
+                fusion_path_convs=path_convs)
             self.blocks.append(block)
             prev_channels = block.out_channels
         if prev_channels != self.channels:
@@ -271,8 +295,17 @@ class RefineNetHead(CheckedDecodeHead):
                 'to a block or remove them from in_index/in_channels')
         return blocks
 
-    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
-        """Compute logits ``(N, num_classes, H/4, W/4)`` from the features."""
+    def _forward_feature(self, inputs: Sequence[Tensor]) -> Tensor:
+        """Refine the backbone features.
+
+        Args:
+            inputs (Sequence[Tensor]): The backbone's outputs.
+
+        Returns:
+            Tensor: The last block's output ``(N, channels, H_max, W_max)``
+            at the resolution of its largest input (1/4 of the image for a
+            ResNet or MobileNetV2), before the classifier's dropout.
+        """
         feats = self._transform_inputs(inputs)
         if self.input_dropout is not None:
             feats = [
@@ -286,4 +319,8 @@ class RefineNetHead(CheckedDecodeHead):
             if out is not None:
                 block_inputs.append(out)
             out = block(block_inputs)
-        return self.cls_seg(out)
+        return out
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        """Compute logits ``(N, num_classes, H/4, W/4)`` from the features."""
+        return self.cls_seg(self._forward_feature(inputs))
