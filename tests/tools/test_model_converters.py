@@ -181,7 +181,10 @@ class ReferenceRefineNet(nn.Module):
 
 def _random_reference(lightweight):
     torch.manual_seed(0)
-    ref = ReferenceRefineNet(lightweight=lightweight)
+    return _randomise(ReferenceRefineNet(lightweight=lightweight))
+
+
+def _randomise(ref):
     with torch.no_grad():
         for name, p in ref.named_parameters():
             if p.dim() == 4:
@@ -250,6 +253,156 @@ def test_converted_refinenet_gives_the_published_logits(reference, tmp_path):
                for k, v in ckpt['state_dict'].items())
 
 
+# ---- reference LW-RefineNet-MobileNetV2 in the published layout ------------
+
+
+def _conv_bn(c_in, c_out, k, stride=1, groups=1, act=True):
+    layers = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups,
+                        bias=False),
+              nn.BatchNorm2d(c_out)]
+    if act:
+        layers.append(nn.ReLU6())
+    return nn.Sequential(*layers)
+
+
+class PublishedInvertedResidual(nn.Module):
+    """1x1 expansion (also for ratio 1), 3x3 depthwise, 1x1 projection,
+    each conv + BN (+ ReLU6 but the last); identity shortcut where the
+    shape is kept."""
+
+    def __init__(self, c_in, c_out, t, stride):
+        super().__init__()
+        hidden = c_in * t
+        self.shortcut = c_in == c_out and stride == 1
+        self.output = nn.Sequential(
+            _conv_bn(c_in, hidden, 1),
+            _conv_bn(hidden, hidden, 3, stride, groups=hidden),
+            _conv_bn(hidden, c_out, 1, act=False))
+
+    def forward(self, x):
+        out = self.output(x)
+        return out + x if self.shortcut else out
+
+
+class ReferenceLWMobileNetV2(nn.Module):
+    """The released LW-RefineNet-MobileNetV2 (``mbv2`` layout and forward),
+    from its published description: stem 3x3/2 to 32; layers of (expand
+    ratio, width, blocks, stride) (1, 16, 1, 1), (6, 24, 2, 2),
+    (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+    (6, 320, 1, 1); decoder: 1x1 convs to 256, sum per resolution, ReLU6,
+    4-stage CRP, 1x1 conv, bilinear upsampling (align_corners=True)."""
+
+    def __init__(self, num_classes=21):
+        super().__init__()
+        self.layer1 = _conv_bn(3, 32, 3, stride=2)
+        c_in = 32
+        for li, (t, c, n, stride) in enumerate(
+                [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                 (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)], 2):
+            blocks = []
+            for b in range(n):
+                blocks.append(PublishedInvertedResidual(
+                    c_in, c, t, stride if b == 0 else 1))
+                c_in = c
+            setattr(self, f'layer{li}', nn.Sequential(*blocks))
+        for level, c in zip((8, 7, 6, 5, 4, 3), (320, 160, 96, 64, 32, 24)):
+            setattr(self, f'conv{level}', nn.Conv2d(c, 256, 1, bias=False))
+        for g in (4, 3, 2, 1):
+            setattr(self, f'crp{g}', _crp(256, 1))
+        for g in (4, 3, 2):
+            setattr(self, f'conv_adapt{g}', nn.Conv2d(256, 256, 1,
+                                                      bias=False))
+        self.segm = nn.Conv2d(256, num_classes, 3, 1, 1, bias=True)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(x))
+        l3 = self.layer3(x)
+        l4 = self.layer4(l3)
+        l5 = self.layer5(l4)
+        l6 = self.layer6(l5)
+        l7 = self.layer7(l6)
+        l8 = self.layer8(l7)
+
+        def up(t, like):
+            return F.interpolate(t, size=like.shape[2:], mode='bilinear',
+                                 align_corners=True)
+
+        x = F.relu6(self.conv8(l8) + self.conv7(l7))
+        x = up(self.conv_adapt4(self.crp4[0].crp(x)), l6)
+        x = F.relu6(self.conv6(l6) + self.conv5(l5) + x)
+        x = up(self.conv_adapt3(self.crp3[0].crp(x)), l4)
+        x = F.relu6(self.conv4(l4) + x)
+        x = up(self.conv_adapt2(self.crp2[0].crp(x)), l3)
+        x = F.relu6(self.conv3(l3) + x)
+        return self.segm(self.crp1[0].crp(x))
+
+
+MBV2_RELEASED = osp.join(
+    ROOT, 'configs/refinenet/'
+    'lw-refinenet_mobilenet-v2-released_4xb4-20k_voc12aug-512x512.py')
+
+
+@pytest.fixture(scope='module')
+def mbv2_reference():
+    torch.manual_seed(0)
+    return _randomise(ReferenceLWMobileNetV2())
+
+
+def test_converted_lw_mobilenet_v2_gives_the_published_logits(
+        mbv2_reference, tmp_path):
+    ref = mbv2_reference
+    x = torch.randn(1, 3, 96, 64)
+    with torch.no_grad():
+        expected = ref(x)
+    src = tmp_path / 'mbv2.pth'
+    torch.save({'segmenter': {'module.' + k: v
+                              for k, v in ref.state_dict().items()}}, src)
+    dst = tmp_path / 'mmseg.pth'
+    code, out, err = run_cli('refinenet2mmseg.py', src, dst)
+    assert code == 0, err
+    assert 'Light-Weight RefineNet, MobileNetV2, 21 classes' in out
+    assert 'ExpandedMobileNetV2' in out and 'lw_refinenet_mobilenet_v2' in out
+    ckpt = torch.load(dst, weights_only=True)
+    assert ckpt['meta']['backbone'] == 'MobileNetV2'
+    assert len(ckpt['state_dict']) == len(ref.state_dict())
+    cfg = Config.fromfile(MBV2_RELEASED)
+    model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    with torch.no_grad():
+        logits = model(x, mode='tensor')
+    assert logits.shape == expected.shape == (1, 21, 24, 16)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('edit,match', [
+    (lambda sd: sd.pop('layer2.0.output.0.0.weight'),
+     r"MobileNetV2 layout: missing: \['layer2.0.output.0.0.weight'\]"),
+    (lambda sd: sd.update(extra=torch.zeros(1)),
+     r"keys the Light-Weight RefineNet-MobileNetV2 layout does not: "
+     r"\['extra'\]"),
+    (lambda sd: sd.update({'conv5.weight': torch.zeros(256, 96, 1, 1)}),
+     r'shape of conv5.weight is \(256, 96, 1, 1\) but Light-Weight '
+     r'RefineNet-MobileNetV2 expects \(256, 64, 1, 1\)'),
+    (lambda sd: sd.pop('segm.weight'),
+     r"not a Light-Weight RefineNet-MobileNetV2 checkpoint: it has no "
+     r"\['segm.weight'\]"),
+], ids=['missing', 'extra', 'shape', 'no-classifier'])
+def test_lw_mobilenet_v2_strict_errors(mbv2_reference, edit, match):
+    sd = dict(mbv2_reference.state_dict())
+    edit(sd)
+    with pytest.raises(ValueError, match=match):
+        convert_refinenet_state_dict(sd)
+
+
+def test_lw_mobilenet_v2_is_lightweight_only(mbv2_reference):
+    sd = dict(mbv2_reference.state_dict())
+    with pytest.raises(ValueError, match='no RefineNet .* on MobileNetV2'):
+        convert_refinenet_state_dict(sd, lightweight=False)
+    _, info = convert_refinenet_state_dict(sd)
+    assert info == dict(backbone='MobileNetV2', depth=None, num_classes=21,
+                        lightweight=True, num_params=3_284_565)
+
+
 # ---- containers and strict checks -----------------------------------------
 
 
@@ -270,8 +423,8 @@ def test_unwrap_containers(lw_state_dict, wrap):
     sd = unwrap_checkpoint(wrap(dict(lw_state_dict)))
     assert list(sd) == list(lw_state_dict)
     converted, info = convert_refinenet_state_dict(sd)
-    assert info == dict(depth=50, num_classes=5, lightweight=True,
-                        num_params=info['num_params'])
+    assert info == dict(backbone='ResNet-50', depth=50, num_classes=5,
+                        lightweight=True, num_params=info['num_params'])
 
 
 def test_unwrap_rejects_non_checkpoints():

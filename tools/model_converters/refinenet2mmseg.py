@@ -1,12 +1,14 @@
 """Convert a published (Light-Weight) RefineNet checkpoint for MMSeg.
 
 Reads the PyTorch weights released with DrSleep/refinenet-pytorch,
-best-of-acrv/refinenet or DrSleep/light-weight-refinenet (a flat state dict
-or one under ``model`` / ``weights`` / ``segmenter`` / ``state_dict``, with
-or without ``module.`` prefixes), checks it key by key and shape by shape
-against the published layout, and writes an MMEngine checkpoint
+best-of-acrv/refinenet or DrSleep/light-weight-refinenet (ResNet and
+MobileNetV2 models; a flat state dict or one under ``model`` / ``weights``
+/ ``segmenter`` / ``state_dict``, with or without ``module.`` prefixes),
+detects the model, checks it key by key and shape by shape against the
+published layout, and writes an MMEngine checkpoint
 ``{'meta': ..., 'state_dict': ...}`` for an ``EncoderDecoder`` with MMSeg's
-``ResNet(style='pytorch')`` and ``RefineNetHead``::
+``ResNet(style='pytorch')`` (or ``ExpandedMobileNetV2``) and
+``RefineNetHead``::
 
     python tools/model_converters/refinenet2mmseg.py rf101.pth \
         refinenet_r101_voc.pth
@@ -71,12 +73,18 @@ def main(argv=None):
             state_dict, lightweight=lightweight)
         variant = ('Light-Weight RefineNet'
                    if info['lightweight'] else 'RefineNet (4-cascaded)')
-        base = ('lw_refinenet_r50.py'
-                if info['lightweight'] else 'refinenet_r50.py')
+        if info['depth'] is None:  # MobileNetV2
+            base = 'lw_refinenet_mobilenet_v2.py'
+            backbone_line = "model.backbone.type='ExpandedMobileNetV2'"
+        else:
+            base = ('lw_refinenet_r50.py'
+                    if info['lightweight'] else 'refinenet_r50.py')
+            backbone_line = f'model.backbone.depth={info["depth"]}'
         meta = dict(
             converted_from=args.src,
             converter='tools/model_converters/refinenet2mmseg.py',
             variant=variant,
+            backbone=info['backbone'],
             depth=info['depth'],
             num_classes=info['num_classes'],
             base_config=f'configs/_base_/models/{base}')
@@ -85,12 +93,12 @@ def main(argv=None):
         first_line = (str(err).strip().splitlines() or [repr(err)])[0]
         print(f'error: {first_line}', file=sys.stderr)
         return 2
-    print(f'{variant}, ResNet-{info["depth"]}, {info["num_classes"]} '
+    print(f'{variant}, {info["backbone"]}, {info["num_classes"]} '
           f'classes, {info["num_params"]:,} parameters: all '
           f'{len(state_dict)} tensors matched the published layout')
     print(f'wrote {args.dst}')
     print(f'use it with configs/_base_/models/{base} and\n'
-          f'  model.backbone.depth={info["depth"]}\n'
+          f'  {backbone_line}\n'
           f'  model.decode_head.num_classes={info["num_classes"]}\n'
           '  model.decode_head.align_corners=True  (the released model '
           'upsamples with align_corners=True)\n'
