@@ -369,10 +369,13 @@ def test_in_index_beyond_backbone_outputs_fails_clearly():
         (dict(adapt_channels=[8, 8, 0, 16]), r'adapt_channels\[2\]'),
         (dict(input_dropout_index=(7, )), r'input_dropout_index'),
         (dict(in_index=[0, 1, 2]), r'same length'),
+        (dict(input_fusion_convs=False, cascade=((2, 3), (1, ), (0, ))),
+         r'input 1 has no convolution.*out_channels=8.*in_channels\[1\]=16'),
     ],
     ids=[
         'missing-input', 'unused-input', 'duplicate-input', 'zero-crp',
-        'channels', 'adapt-len', 'adapt-zero', 'dropout-index', 'index-len'
+        'channels', 'adapt-len', 'adapt-zero', 'dropout-index', 'index-len',
+        'no-fusion-conv-width'
     ])
 def test_bad_configuration_fails_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -382,3 +385,44 @@ def test_bad_configuration_fails_at_build(kwargs, match):
 def test_crp_off_with_zero_stages_is_fine():
     head = _small_head(with_crp=False, crp_stages=0)
     assert head(_feats()).shape[1] == 5
+
+
+def test_forward_is_the_classifier_on_forward_feature():
+    torch.manual_seed(0)
+    head = _small_head(cascade=((2, 3), (0, 1)), input_dropout_ratio=0.5)
+    head.eval()
+    feats = _feats()
+    with torch.no_grad():
+        refined = head._forward_feature(feats)
+        logits = head(feats)
+    # the last block's output at the largest input's resolution
+    assert refined.shape == (1, 8, 32, 40)
+    assert torch.equal(logits, head.conv_seg(refined))
+    assert torch.equal(logits, head.cls_seg(refined))
+
+
+def test_input_fusion_convs_off_sums_the_adapted_paths():
+    head = _small_head(
+        adapt_channels=[8, 8, 8, 8], cascade=((3, 2), (1, 0)),
+        input_fusion_convs=False, num_input_rcus=0, num_output_rcus=0,
+        with_crp=False).eval()
+    first, second = head.blocks
+    assert all(isinstance(c, torch.nn.Identity) for c in first.fusion.convs)
+    assert [type(c).__name__ for c in second.fusion.convs] == [
+        'Identity', 'Identity', 'ConvModule']
+    feats = _feats()
+    with torch.no_grad():
+        f = [conv(x) for conv, x in zip(head.adapt_convs, feats)]
+        # block 1: the two deepest adapted paths summed at the larger one's
+        # resolution (path 2), path 3 upsampled
+        up3 = torch.nn.functional.interpolate(
+            f[3], size=f[2].shape[2:], mode='bilinear', align_corners=False)
+        y1 = f[2] + up3
+        assert torch.allclose(head.blocks[0]([f[3], f[2]]), y1, atol=1e-6)
+        prev = second.fusion.convs[2](y1)
+        prev = torch.nn.functional.interpolate(
+            prev, size=f[0].shape[2:], mode='bilinear', align_corners=False)
+        up1 = torch.nn.functional.interpolate(
+            f[1], size=f[0].shape[2:], mode='bilinear', align_corners=False)
+        expected = head.conv_seg(f[0] + up1 + prev)
+        torch.testing.assert_close(head(feats), expected)
