@@ -5,8 +5,9 @@ the architecture the converter writes: every key and shape of the model
 equals the converter's output for the matching published model, so
 ``load_from`` loads every tensor (nothing random is left, nothing is
 skipped). The RefineNet side compares against the published layout
-(``official_refinenet_shapes``, mapped with ``official_to_mmseg_key``); the
-FRRN side converts random arrays laid out as the official ``.npz``.
+(``official_refinenet_shapes`` / ``official_lw_mobilenet_v2_shapes``,
+mapped with ``official_to_mmseg_key`` / its MobileNetV2 twin); the FRRN
+side converts random arrays laid out as the official ``.npz``.
 """
 import glob
 import os.path as osp
@@ -18,7 +19,7 @@ import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 
-from mmseg.registry import MODELS
+from mmseg.registry import DATASETS, MODELS
 from mmseg.utils import register_all_modules
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -30,7 +31,8 @@ import mmseg_refinenet  # noqa: E402,F401  (as custom_imports does)
 from mmseg_refinenet.converters.frrn import (  # noqa: E402
     convert_frrn_lasagne_params, frrn_lasagne_layout)
 from mmseg_refinenet.converters.refinenet import (  # noqa: E402
-    official_refinenet_buffers, official_refinenet_shapes,
+    official_buffers, official_lw_mobilenet_v2_shapes,
+    official_lw_mobilenet_v2_to_mmseg_key, official_refinenet_shapes,
     official_to_mmseg_key)
 
 
@@ -48,11 +50,24 @@ def model_shapes(model):
 
 def test_released_configs_found():
     names = sorted(osp.basename(p) for p in RELEASED)
+    # every model of DrSleep/refinenet-pytorch (RefineNet-101 VOC),
+    # DrSleep/light-weight-refinenet (LW-50: VOC, NYUDv2, Person-Part;
+    # LW-101 and LW-152: also PASCAL-Context; LW-MobileNetV2: VOC) and
+    # TobyPDE/FRRN (A and B, Cityscapes)
     assert names == [
         'frrn-a-released_1xb3-10k_cityscapes-256x512.py',
         'frrn-b-released_1xb3-10k_cityscapes-512x1024.py',
+        'lw-refinenet_mobilenet-v2-released_4xb4-20k_voc12aug-512x512.py',
+        'lw-refinenet_r101-released_4xb4-10k_nyudv2-40-480x480.py',
+        'lw-refinenet_r101-released_4xb4-10k_pascal-person-part-512x512.py',
         'lw-refinenet_r101-released_4xb4-20k_voc12aug-512x512.py',
+        'lw-refinenet_r101-released_4xb4-40k_pascal-context-60-480x480.py',
+        'lw-refinenet_r152-released_4xb4-10k_nyudv2-40-480x480.py',
+        'lw-refinenet_r152-released_4xb4-10k_pascal-person-part-512x512.py',
         'lw-refinenet_r152-released_4xb4-20k_voc12aug-512x512.py',
+        'lw-refinenet_r152-released_4xb4-40k_pascal-context-60-480x480.py',
+        'lw-refinenet_r50-released_4xb4-10k_nyudv2-40-480x480.py',
+        'lw-refinenet_r50-released_4xb4-10k_pascal-person-part-512x512.py',
         'lw-refinenet_r50-released_4xb4-20k_voc12aug-512x512.py',
         'refinenet_r101-released_4xb4-20k_voc12aug-512x512.py',
     ]
@@ -76,15 +91,61 @@ def test_load_from_and_no_imagenet_init(path):
 def test_refinenet_config_is_the_published_layout(path):
     cfg = Config.fromfile(path)
     assert cfg.model.decode_head.align_corners is True  # as released
-    depth = cfg.model.backbone.depth
-    lightweight = osp.basename(path).startswith('lw-')
     num_classes = cfg.model.decode_head.num_classes
-    published = dict(
-        official_refinenet_shapes(depth, num_classes, lightweight))
-    published.update(
-        official_refinenet_buffers(depth, num_classes, lightweight)[0])
-    expected = {official_to_mmseg_key(k): v for k, v in published.items()}
+    if 'mobilenet-v2' in osp.basename(path):
+        assert cfg.model.backbone.type == 'ExpandedMobileNetV2'
+        published = official_lw_mobilenet_v2_shapes(num_classes)
+        to_mmseg = official_lw_mobilenet_v2_to_mmseg_key
+    else:
+        assert cfg.model.backbone.type == 'ResNet'
+        lightweight = osp.basename(path).startswith('lw-')
+        published = official_refinenet_shapes(cfg.model.backbone.depth,
+                                              num_classes, lightweight)
+        to_mmseg = official_to_mmseg_key
+    published.update(official_buffers(published)[0])
+    expected = {to_mmseg(k): v for k, v in published.items()}
     assert model_shapes(build(cfg)) == expected
+
+
+@pytest.mark.parametrize(
+    'path', [p for p in RELEASED if 'refinenet' in osp.basename(p)],
+    ids=osp.basename)
+def test_refinenet_classes_match_the_dataset(path):
+    """The release's class count is the dataset's, and every split lists
+    the classes in the same order (the release's)."""
+    cfg = Config.fromfile(path)
+    dataset = DATASETS.get(cfg.dataset_type)
+    loaders = (cfg.train_dataloader, cfg.val_dataloader,
+               cfg.test_dataloader)
+    orders = [
+        loader.dataset.get('metainfo', {}).get('classes') for loader in loaders
+    ]
+    assert orders[0] == orders[1] == orders[2]
+    classes = orders[0] or dataset.METAINFO['classes']
+    assert len(classes) == cfg.model.decode_head.num_classes
+    label_map = dataset.get_label_map(classes)
+    if label_map is not None:  # a reordering: every label keeps a class
+        assert sorted(label_map.values()) == list(range(len(classes)))
+
+
+def test_pascal_context_release_class_order():
+    """DrSleep's Context models order their classes as VOC first (class
+    names of its demos/class_info.py), not alphabetically as MMSeg."""
+    path = [p for p in RELEASED if 'pascal-context' in p][0]
+    cfg = Config.fromfile(path)
+    classes = list(cfg.val_dataloader.dataset.metainfo.classes)
+    assert classes[:21] == [
+        'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle',
+        'bus', 'car', 'cat', 'chair', 'cow', 'table', 'dog', 'horse',
+        'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
+        'tvmonitor'
+    ]
+    assert classes[-4:] == ['wall', 'water', 'window', 'wood']
+    label_map = DATASETS.get(cfg.dataset_type).get_label_map(classes)
+    mmseg_order = DATASETS.get(cfg.dataset_type).METAINFO['classes']
+    # MMSeg's label of 'table' (50) becomes the release's 11
+    assert label_map[mmseg_order.index('table')] == 11
+    assert label_map[mmseg_order.index('bicycle')] == 2
 
 
 @pytest.mark.parametrize(
