@@ -91,6 +91,9 @@ MODEL_TABLE = {
     'lw_refinenet_r101': (
         'LW-RefineNet-R101',
         REFINENET + 'lw-refinenet_r101_4xb4-40k_voc12aug-512x512.py', None),
+    'lw_refinenet_mobilenet_v2': (
+        'LW-RefineNet-MobileNetV2', REFINENET +
+        'lw-refinenet_mobilenet-v2_4xb2-80k_cityscapes-512x1024.py', None),
     'frrn_a': ('FRRN A', 'configs/frrn/frrn-a_1xb3-45k_cityscapes-256x512.py',
                (256, 512)),
     'frrn_b': ('FRRN B',

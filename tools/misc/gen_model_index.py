@@ -95,6 +95,8 @@ def backbone_label(stem, cfg):
     m = re.fullmatch(r'r(\d+)(-d\d+)?', token)
     if m:
         return f'R-{m[1]}' + (m[2] or '').upper()
+    if token == 'mobilenet-v2':  # MMSeg's label
+        return 'M-V2'
     return token.upper() if token else backbone.type
 
 
