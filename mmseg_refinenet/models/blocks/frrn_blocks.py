@@ -138,10 +138,8 @@ class FRRU(BaseModule):
             and int64 indices, although nothing else in the unit needs
             ``z`` once ``z + r`` is computed. With ``with_cp`` the pooling
             then runs outside the checkpoint, which keeps the pooled ``z``
-            instead of ``z``. Same outputs and gradients. At 512x1024,
-            batch 2, FRRN A's estimated peak training memory
-            (``benchmarks/estimate_memory.py``) drops from 13774 to 11061
-            MiB, and from 6620 to 4389 MiB with ``with_cp``. Default: True.
+            instead of ``z``. Same outputs and gradients; the memory saved
+            is measured in ``docs/benchmarks.md``. Default: True.
         init_cfg (dict | list[dict] | None): Initialisation config.
             Default: None.
     """

@@ -277,10 +277,8 @@ class ChainedResidualPooling(BaseModule):
             by default in PyTorch), so no convolution runs twice.
             Otherwise the pooling alone is recomputed, which drops its
             int64 indices (twice the bytes of the pooled map in fp32).
-            Either way outputs and gradients are unchanged. At 512x1024,
-            batch 2, the estimated peak training memory of RefineNet-R101
-            (``benchmarks/estimate_memory.py``) is 6161 MiB without, 5473
-            with the pooling alone recomputed and 5129 with whole stages.
+            Either way outputs and gradients are unchanged; the memory
+            saved is measured in ``docs/benchmarks.md``.
             Training under ``torch.compile``, the poolings go through
             :func:`recomputing_max_pool2d` whatever this flag (Inductor
             miscompiled their backward; see that function). Default: True.
