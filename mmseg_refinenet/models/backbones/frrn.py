@@ -116,9 +116,10 @@ class FRRNBase(BaseModule):
         act_cfg (dict): Config of the activations.
         with_cp (bool): Gradient checkpointing of the stem's RUs.
         check_finite (bool): Check the input images for NaN and Inf at
-            every forward; one device synchronisation per step, so off by
-            default (see :meth:`check_input`).
-        init_cfg (dict | list[dict] | None): Initialisation config.
+            every forward (one device synchronisation per step; see
+            :meth:`check_input`).
+        init_cfg (dict | list[dict] | None): Initialisation config; the
+            subclasses default to :data:`FRRN_INIT_CFG`.
     """
 
     arch_settings = {
@@ -181,7 +182,7 @@ class FRRNBase(BaseModule):
             self.size_divisor,
             check_finite=self.check_finite)
 
-    def forward_stem(self, x):
+    def _forward_stem(self, x):
         """Check ``x`` and apply the stem: (N, in_channels, H, W) ->
         (N, base_channels, H, W)."""
         self.check_input(x)
@@ -397,7 +398,7 @@ class FRRN(FRRNBase):
         Returns:
             list[Tensor]: ``[(N, base_channels, H, W)]``.
         """
-        x = self.forward_stem(x)
+        x = self._forward_stem(x)
         z = self.residual_conv(x)
         y = x
         for stage in self.encoder_stages:

@@ -185,7 +185,7 @@ class FRRNResNetBaseline(FRRNBase):
         Returns:
             list[Tensor]: ``[(N, base_channels, H, W)]``.
         """
-        x = self.forward_stem(x)
+        x = self._forward_stem(x)
         skips = []
         for stage in self.encoder_stages:
             skips.append(x)
