@@ -1,4 +1,4 @@
-"""Bad input fails early and clearly (issue 8, "Reliability: bad input").
+"""Bad input fails early and clearly.
 
 One table: every row triggers one kind of bad input (a model built with the
 wrong widths, an image the network cannot take, labels outside the classes,
@@ -11,6 +11,13 @@ a broken dataset folder, a checkpoint of another model...) and names
   library that does the work,
 * regular expressions that the message must match: the offending field or
   file, and what is expected instead.
+
+The checks that read tensor values (NaN / Inf in images and features,
+labels outside the classes) wait for the device at every step, so the
+models make them only when asked (``check_finite=True``,
+``check_labels=True``); their rows build the models with the check on,
+and ``test_value_checks_are_off_by_default`` pins that a default model
+makes none of them.
 
 Rows marked ``xfail(strict=True)`` are the bad inputs that this package
 cannot catch because the first code to see them is MMSeg's or PyTorch's
@@ -47,11 +54,10 @@ RESNET_WIDTHS = [8, 16, 32, 64]
 # the files that raise: our checks, or the first library layer that sees
 # the input where we cannot
 OURS_CHECKS = 'mmseg_refinenet/models/utils/checks.py'
+OURS_ARGS = 'mmseg_refinenet/models/utils/arg_checks.py'
 OURS_HEAD = 'mmseg_refinenet/models/decode_heads/refinenet_head.py'
 OURS_FRRN = 'mmseg_refinenet/models/backbones/frrn.py'
-OURS_FRRN_BLOCKS = 'mmseg_refinenet/models/blocks/frrn_blocks.py'
 OURS_BLOCKS = 'mmseg_refinenet/models/blocks/refinenet_blocks.py'
-OURS_LOSS = 'mmseg_refinenet/models/losses/bootstrapped_cross_entropy_loss.py'
 OURS_MULTI = 'mmseg_refinenet/models/backbones/multi_scale_backbone.py'
 OURS_DATASET = 'mmseg_refinenet/datasets/base_dataset.py'
 OURS_CKPT = 'mmseg_refinenet/utils/checkpoint.py'
@@ -111,17 +117,19 @@ def frrn_backbone(type='FRRN', **kwargs):
     return MODELS.build(cfg)
 
 
-def frrn_cfg(**head):
+def frrn_cfg(backbone=None, **head):
     head_cfg = dict(type='FRRNHead', in_channels=8, num_classes=NUM_CLASSES)
     head_cfg.update(head)
     return dict(
         type='EncoderDecoder',
-        backbone=dict(type='FRRN', **FRRN_SPEC),
+        backbone=dict(type='FRRN', **FRRN_SPEC, **(backbone or {})),
         decode_head=head_cfg)
 
 
-def frrn(**head):
-    return MODELS.build(frrn_cfg(**head)).eval()
+def frrn(backbone=None, **head):
+    """``backbone``: arguments of the FRRN backbone; ``head``: of its
+    FRRNHead."""
+    return MODELS.build(frrn_cfg(backbone, **head)).eval()
 
 
 def slide_predict(cfg, crop_size, stride, size):
@@ -376,20 +384,21 @@ CASES = [
          r'head has 4 inputs', r'positions 0\.\.3'),
     # -- negative or zero widths, stages, K
     case('refinenet-channels-zero', lambda _: small_head(channels=0),
-         ValueError, OURS_BLOCKS, r'RefineNetHead channels',
+         ValueError, OURS_ARGS, r'RefineNetHead: channels',
          r'must be a positive integer', r'got 0'),
     case('refinenet-channels-negative', lambda _: small_head(channels=-8),
-         ValueError, OURS_BLOCKS, r'RefineNetHead channels',
+         ValueError, OURS_ARGS, r'RefineNetHead: channels',
          r'must be a positive integer', r'got -8'),
     case('refinenet-in-channels-negative',
          lambda _: small_head(in_channels=[8, 16, 32, -64]), ValueError,
-         OURS_BLOCKS, r'in_channels\[3\]', r'must be a positive integer',
-         r'got -64'),
+         OURS_ARGS, r'RefineNetHead: in_channels\[3\]',
+         r'must be a positive integer', r'got -64'),
     case('refinenet-adapt-channels-zero',
          lambda _: small_head(adapt_channels=[8, 8, 0, 16]), ValueError,
-         OURS_BLOCKS, r'adapt_channels\[2\]', r'must be a positive integer'),
+         OURS_ARGS, r'RefineNetHead: adapt_channels\[2\]',
+         r'must be a positive integer'),
     case('refinenet-num-classes-zero', lambda _: small_head(num_classes=0),
-         ValueError, OURS_FRRN_BLOCKS, r'RefineNetHead: num_classes',
+         ValueError, OURS_ARGS, r'RefineNetHead: num_classes',
          r'must be a positive int', r'got 0'),
     case('refinenet-crp-stages-zero', lambda _: small_head(crp_stages=0),
          ValueError, OURS_BLOCKS, r'crp_stages=0',
@@ -398,35 +407,35 @@ CASES = [
          lambda _: small_head(crp_stages=-2), ValueError, OURS_BLOCKS,
          r'crp_stages=-2', r'positive integer'),
     case('refinenet-output-rcus-negative',
-         lambda _: small_head(num_output_rcus=-1), ValueError, OURS_BLOCKS,
+         lambda _: small_head(num_output_rcus=-1), ValueError, OURS_ARGS,
          r'num_output_rcus', r'integer >= 0', r'got -1'),
     case('frrn-stage-units-zero',
          lambda _: frrn_backbone(encoder=((0, 8), (1, 8), (1, 8))),
-         ValueError, OURS_FRRN_BLOCKS, r'FRRN: encoder\[0\] num_units',
+         ValueError, OURS_ARGS, r'FRRN: encoder\[0\] num_units',
          r'must be a positive int', r'got 0'),
     case('frrn-stage-channels-negative',
          lambda _: frrn_backbone(decoder=((1, 8), (1, -8))), ValueError,
-         OURS_FRRN_BLOCKS, r'FRRN: decoder\[1\] channels',
+         OURS_ARGS, r'FRRN: decoder\[1\] channels',
          r'must be a positive int', r'got -8'),
     case('frrn-base-channels-zero',
          lambda _: frrn_backbone(base_channels=0), ValueError,
-         OURS_FRRN_BLOCKS, r'FRRN: base_channels', r'positive int'),
+         OURS_ARGS, r'FRRN: base_channels', r'positive int'),
     case('frrn-head-in-channels-zero',
          lambda _: MODELS.build(dict(type='FRRNHead', in_channels=0,
                                      num_classes=3)), ValueError,
-         OURS_BLOCKS, r'FRRNHead in_channels', r'must be a positive integer',
+         OURS_ARGS, r'FRRNHead: in_channels', r'must be a positive integer',
          r'got 0'),
     case('frrn-head-num-classes-negative',
          lambda _: MODELS.build(dict(type='FRRNHead', num_classes=-1)),
-         ValueError, OURS_FRRN_BLOCKS, r'FRRNHead: num_classes',
+         ValueError, OURS_ARGS, r'FRRNHead: num_classes',
          r'positive int', r'got -1'),
     case('bootstrapped-ce-k-zero',
          lambda _: MODELS.build(dict(type='BootstrappedCrossEntropyLoss',
-                                     k=0)), ValueError, OURS_LOSS,
+                                     k=0)), ValueError, OURS_ARGS,
          r'BootstrappedCrossEntropyLoss: k', r'positive int', r'got 0'),
     case('bootstrapped-ce-k-negative',
          lambda _: MODELS.build(dict(type='BootstrappedCrossEntropyLoss',
-                                     k=-8192)), ValueError, OURS_LOSS,
+                                     k=-8192)), ValueError, OURS_ARGS,
          r'BootstrappedCrossEntropyLoss: k', r'positive int'),
     case('multiscale-scale-zero',
          lambda _: MODELS.build(dict(type='MultiScaleBackbone',
@@ -496,36 +505,39 @@ CASES = [
          r'input size 16x20', fr'divisible by {FRRN_DIVISOR}'),
     # -- labels outside num_classes other than the ignore index
     case('refinenet-head-label-too-large',
-         lambda _: head_loss(small_head(), 7), ValueError, OURS_CHECKS,
-         r'RefineNetHead', r'\[7\]', r'ann_dir/train/0001\.png',
+         lambda _: head_loss(small_head(check_labels=True), 7), ValueError,
+         OURS_CHECKS, r'RefineNetHead', r'\[7\]', r'ann_dir/train/0001\.png',
          r'num_classes=3', r'\[0, 2\]', r'ignore_index=255'),
     case('refinenet-head-label-between-classes-and-ignore',
-         lambda _: head_loss(small_head(), 100), ValueError, OURS_CHECKS,
-         r'\[100\]', r'num_classes=3', r'ignore_index=255'),
+         lambda _: head_loss(small_head(check_labels=True), 100),
+         ValueError, OURS_CHECKS, r'\[100\]', r'num_classes=3',
+         r'ignore_index=255'),
     case('frrn-head-label-negative',
          lambda _: head_loss(
              MODELS.build(dict(type='FRRNHead', in_channels=8,
-                               num_classes=NUM_CLASSES)), -1),
+                               num_classes=NUM_CLASSES,
+                               check_labels=True)), -1),
          ValueError, OURS_CHECKS, r'FRRNHead', r'\[-1\]', r'num_classes=3',
          r'ignore_index=255'),
     case('bootstrapped-ce-label-too-large',
          lambda _: MODELS.build(dict(type='BootstrappedCrossEntropyLoss',
-                                     k=16))(
+                                     k=16, check_labels=True))(
              torch.randn(2, NUM_CLASSES, 16, 16), labels_with(5)),
          ValueError, OURS_CHECKS, r'BootstrappedCrossEntropyLoss', r'\[5\]',
          r'num_classes=3', r'ignore_index=255'),
     # -- NaN or Inf in the input
     case('refinenet-nan-image',
-         lambda _: refinenet()(nan_image(), mode='tensor'), ValueError,
-         OURS_CHECKS, r'RefineNetHead', r'NaN or Inf',
+         lambda _: refinenet(check_finite=True)(nan_image(), mode='tensor'),
+         ValueError, OURS_CHECKS, r'RefineNetHead', r'NaN or Inf',
          r'in_index \[0, 1, 2, 3\]', r'images must be finite',
          r'check_finite=False'),
     case('frrn-inf-image',
-         lambda _: frrn()(inf_image(), mode='tensor'), ValueError,
-         OURS_CHECKS, r'FRRN:', r'NaN or Inf', r'images must be finite'),
+         lambda _: frrn(backbone=dict(check_finite=True))(
+             inf_image(), mode='tensor'), ValueError, OURS_CHECKS, r'FRRN:',
+         r'NaN or Inf', r'images must be finite'),
     case('frrn-head-nan-features',
          lambda _: MODELS.build(dict(type='FRRNHead', in_channels=8,
-                                     num_classes=3))(
+                                     num_classes=3, check_finite=True))(
              [torch.full((1, 8, 4, 4), float('nan'))]), ValueError,
          OURS_CHECKS, r'FRRNHead', r'NaN or Inf', r'must be finite'),
     # -- an empty dataset folder, a missing folder, a wrong suffix
@@ -600,20 +612,36 @@ def test_bad_input_fails_early_and_clearly(trigger, exc_type, origin,
 # ---- the good side of the same checks ---------------------------------------
 
 
-def test_checks_pass_on_good_input_and_can_be_switched_off():
+def test_checks_pass_on_good_input():
     with torch.no_grad():
-        assert refinenet()(image(), mode='tensor').shape == (1, NUM_CLASSES,
-                                                             4, 4)
-        assert frrn()(image(), mode='tensor').shape == (1, NUM_CLASSES, 16,
-                                                        16)
-        # switched off, NaN goes through: the silent result the check stops
-        unchecked = refinenet(check_finite=False)
-        assert torch.isnan(unchecked(nan_image(), mode='tensor')).any()
-        backbone = frrn_backbone(check_finite=False).eval()
-        assert not torch.isfinite(backbone(inf_image())[0]).all()
+        checked = refinenet(check_finite=True)
+        assert checked(image(), mode='tensor').shape == (1, NUM_CLASSES, 4,
+                                                         4)
+        checked = frrn(backbone=dict(check_finite=True), check_finite=True)
+        assert checked(image(), mode='tensor').shape == (1, NUM_CLASSES, 16,
+                                                         16)
     # labels in range and the ignore index pass
-    losses = head_loss(small_head(), 255)
+    losses = head_loss(small_head(check_labels=True), 255)
     assert torch.isfinite(losses['loss_ce'])
+
+
+def test_value_checks_are_off_by_default():
+    """A model built with the defaults makes none of the value checks, as
+    MMSeg's models make none (each waits for the device at every step):
+    NaN goes through to the logits, and a label outside the classes reaches
+    PyTorch's cross-entropy, whose error names neither the value's file
+    nor the allowed range. This is what the opt-in checks stop."""
+    with torch.no_grad():
+        assert torch.isnan(refinenet()(nan_image(), mode='tensor')).any()
+        assert not torch.isfinite(frrn()(inf_image(), mode='tensor')).all()
+    # FRRN's head and its bootstrapped loss both leave the labels alone
+    head = MODELS.build(
+        dict(type='FRRNHead', in_channels=8, num_classes=NUM_CLASSES,
+             loss_decode=dict(type='BootstrappedCrossEntropyLoss', k=16)))
+    with pytest.raises(IndexError) as info:
+        head_loss(head, 7)
+    raised_in = str(info.traceback[-1].path).replace(os.sep, '/')
+    assert raised_in.endswith(TORCH_FUNCTIONAL), raised_in
 
 
 def test_refinenet_on_images_smaller_than_the_stride():
@@ -678,13 +706,15 @@ def test_load_checkpoint_strict_loads_full_bare_and_ddp_checkpoints(
 
 def test_checks_are_left_out_of_traced_graphs():
     """Tracing (ONNX export, torch.jit.trace) sees no data-dependent
-    branch: the finiteness checks are skipped while tracing."""
+    branch: the finiteness checks, switched on here, are skipped while
+    tracing."""
 
     class Logits(torch.nn.Module):
 
         def __init__(self):
             super().__init__()
-            self.model = frrn()
+            self.model = frrn(backbone=dict(check_finite=True),
+                              check_finite=True)
 
         def forward(self, x):
             return self.model(x, mode='tensor')

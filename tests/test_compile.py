@@ -28,13 +28,14 @@ from mmseg_refinenet.utils.benchmark import (
 
 register_all_modules()
 
+# with the opt-in NaN / Inf checks on: they must not break the graph
 HEAD = dict(type='RefineNetHead', in_channels=[8, 16, 32, 64],
             in_index=[0, 1, 2, 3], channels=8, adapt_channels=[8, 8, 8, 16],
             num_classes=3, input_dropout_ratio=0.5,
-            input_dropout_index=[2, 3])
+            input_dropout_index=[2, 3], check_finite=True)
 FRRN = dict(type='FRRN', arch=None, encoder=((1, 8), (1, 16)),
             decoder=((1, 8), ), base_channels=8, residual_channels=4,
-            num_stem_units=1)
+            num_stem_units=1, check_finite=True)
 
 # every pair of (mode, dtype, memory format) once; with_cp in training
 CASES = [
@@ -52,7 +53,7 @@ class FRRNWithHead(torch.nn.Module):
         super().__init__()
         self.backbone = MODELS.build(FRRN)
         self.head = MODELS.build(dict(type='FRRNHead', in_channels=8,
-                                      num_classes=3))
+                                      num_classes=3, check_finite=True))
 
     def forward(self, x):
         return self.head(self.backbone(x))

@@ -168,10 +168,11 @@ def build_model(cfg, path, device, value_checks=False):
     """Builds ``cfg.model`` without pretrained weights, SyncBN as BN, on
     ``device`` (None: where it was built, e.g. under ``FakeTensorMode``).
 
-    Without ``value_checks`` the plugin's NaN / Inf checks of the inputs
-    and features (``check_finite`` of the FRRN backbones and the heads) are
-    switched off: each is a host-device synchronisation that MMSeg's models
-    do not make, so timing them would put a cost on our models only.
+    ``value_checks`` switches the plugin's opt-in value checks on (NaN /
+    Inf in inputs and features, ``check_finite``, and the label range,
+    ``check_labels``, of the FRRN backbones, the heads and the losses);
+    otherwise they stay off, as the models build them by default: each is
+    a host-device synchronisation that MMSeg's models do not make.
     """
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
@@ -184,10 +185,10 @@ def build_model(cfg, path, device, value_checks=False):
         raise BenchmarkError(f'cannot build the model of {path}: '
                              f'{type(e).__name__}: {e}')
     model = revert_sync_batchnorm(model)
-    if not value_checks:
-        for module in model.modules():
-            if isinstance(getattr(module, 'check_finite', None), bool):
-                module.check_finite = False
+    for module in model.modules():
+        for flag in ('check_finite', 'check_labels'):
+            if isinstance(getattr(module, flag, None), bool):
+                setattr(module, flag, value_checks)
     return model if device is None else model.to(torch.device(device))
 
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from mmseg_refinenet.models.backbones import FRRN, FRRNResNetBaseline
+from mmseg_refinenet.models.backbones.frrn import FRRNBase
 from mmseg_refinenet.models.blocks import FRRU, ResidualUnit
 from mmseg_refinenet.models.decode_heads import FRRNHead
 from mmseg_refinenet.models.utils import theano_bilinear_upsample
@@ -56,6 +57,29 @@ def test_baseline_parameter_count_matches_sec51():
     # the concatenating variant is clearly larger than the paper's network
     n_cat = num_params(FRRNResNetBaseline(skip_mode='concat'), make_head())
     assert n_cat > 17.5e6
+
+
+def test_baseline_reuses_frrn_stem_and_initialisation():
+    """Sec. 5.1: the baseline is FRRN without the residual stream, so the
+    stem (5x5 conv, RUs) and the initialisation are FRRN's own: built from
+    the same seed, both stems are the same layers with the same weights,
+    and both networks are initialised by the same init_cfg."""
+    spec = dict(TINY_SPEC)
+    spec.pop('residual_channels')
+    models = []
+    for cls, kwargs in ((FRRN, TINY_SPEC), (FRRNResNetBaseline, spec)):
+        torch.manual_seed(0)
+        model = cls(**kwargs)
+        assert isinstance(model, FRRNBase)
+        models.append(model)
+    frrn, baseline = models
+    assert frrn.init_cfg == baseline.init_cfg
+    stem = {k: v for k, v in frrn.state_dict().items()
+            if k.startswith('stem_')}
+    assert stem and {k: v for k, v in baseline.state_dict().items()
+                     if k.startswith('stem_')}.keys() == stem.keys()
+    for key, value in stem.items():
+        assert torch.equal(baseline.state_dict()[key], value), key
 
 
 def test_stage_layout_matches_table1():
@@ -242,7 +266,8 @@ def test_bad_input_size_names_size_and_divisor(cls, arch, divisor, size):
     (dict(arch=None), 'both encoder and decoder'),
     (dict(encoder=((0, 96), (4, 192))), r'encoder\[0\] num_units'),
     (dict(encoder=((3, 96), (4, -1)), decoder=((2, 96), )),
-     r'encoder\[1\] channels must be a positive int, got -1'),
+     r'encoder\[1\] channels must be a positive integer number of '
+     r'channels, got -1'),
     (dict(decoder=((2, 192), )), 'decoder must have len'),
     (dict(decoder=((2, 192), (2, 192), (2, 96.5))),
      r'decoder\[2\] channels'),
@@ -290,7 +315,7 @@ def test_theano_upsample_x2_closed_form_differs_from_interpolate():
     torch_out = F.interpolate(
         x, scale_factor=2, mode='bilinear', align_corners=False)[0, 0, 0]
     assert not torch.allclose(out, torch_out)
-    with pytest.raises(ValueError, match='positive integer ratio'):
+    with pytest.raises(ValueError, match='ratio must be a positive integer'):
         theano_bilinear_upsample(x, 1.5)
 
 
@@ -345,6 +370,8 @@ def test_head_is_only_the_classifier():
     assert head.dropout is None
     x = torch.randn(1, 48, 8, 8)
     assert torch.allclose(head([x]), head.conv_seg(x))
+    # the features before the classifier are the backbone's map itself
+    assert head._forward_feature([x]) is x
     with pytest.raises(ValueError, match='channels must equal in_channels'):
         FRRNHead(in_channels=48, channels=32, num_classes=NUM_CLASSES)
 

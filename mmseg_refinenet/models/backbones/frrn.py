@@ -10,11 +10,19 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
-from ..blocks.frrn_blocks import FRRU, ResidualUnit, _check_positive_int
+from ..blocks.frrn_blocks import FRRU, ResidualUnit
 from ..utils import (check_image_batch, theano_bilinear_upsample,
                      window_max_pool2d)
+from ..utils.arg_checks import (check_channels, check_one_of,
+                                check_positive_int)
 
 UPSAMPLE_MODES = ('bilinear', 'theano')
+
+# Kaiming-normal convolutions, norm layers at scale 1 and shift 0
+FRRN_INIT_CFG = [
+    dict(type='Kaiming', layer='Conv2d'),
+    dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+]
 
 
 def check_stage_spec(spec, name, owner):
@@ -40,8 +48,8 @@ def check_stage_spec(spec, name, owner):
                 f'{owner}: {name}[{i}] must be a (num_units, channels) '
                 f'pair, got {stage!r}')
         num_units, channels = stage
-        _check_positive_int(num_units, f'{name}[{i}] num_units', owner)
-        _check_positive_int(channels, f'{name}[{i}] channels', owner)
+        check_positive_int(owner, f'{name}[{i}] num_units', num_units)
+        check_channels(owner, f'{name}[{i}] channels', channels)
         stages.append((num_units, channels))
     return tuple(stages)
 
@@ -84,8 +92,108 @@ def resolve_arch(arch_settings, arch, encoder, decoder, owner):
     return encoder, decoder
 
 
+class FRRNBase(BaseModule):
+    """What FRRN and its ResNet encoder/decoder baseline share.
+
+    Both networks (Pohlen et al., CVPR 2017, Fig. 2b and Sec. 5.1) read
+    their stage layout from a row of Table 1 (:func:`resolve_arch`), start
+    with the same full-resolution stem, take images whose sides are
+    multiples of their total pooling factor, and are initialised the same
+    way. This class builds and checks that part; the subclasses add their
+    encoder, decoder and end units and their ``forward``.
+
+    Stem: a 5x5 conv-BN-ReLU to ``base_channels``, then ``num_stem_units``
+    residual units (:class:`ResidualUnit`) of ``base_channels``:
+    (N, in_channels, H, W) -> (N, base_channels, H, W).
+
+    Args:
+        arch, encoder, decoder: The stage layout; see :func:`resolve_arch`.
+        in_channels (int): Number of input image channels.
+        base_channels (int): Width of the stem.
+        num_stem_units (int): Number of RUs in the stem.
+        conv_cfg (dict | None): Config of the convolutions.
+        norm_cfg (dict): Config of the normalisation layers.
+        act_cfg (dict): Config of the activations.
+        with_cp (bool): Gradient checkpointing of the stem's RUs.
+        check_finite (bool): Check the input images for NaN and Inf at
+            every forward (one device synchronisation per step; see
+            :meth:`check_input`).
+        init_cfg (dict | list[dict] | None): Initialisation config; the
+            subclasses default to :data:`FRRN_INIT_CFG`.
+    """
+
+    arch_settings = {
+        'A':
+        dict(
+            encoder=((3, 96), (4, 192), (2, 384), (2, 384)),
+            decoder=((2, 192), (2, 192), (2, 96))),
+        'B':
+        dict(
+            encoder=((3, 96), (4, 192), (2, 384), (2, 384), (2, 384)),
+            decoder=((2, 192), (2, 192), (2, 192), (2, 96))),
+    }
+
+    def __init__(self, arch, encoder, decoder, in_channels, base_channels,
+                 num_stem_units, conv_cfg, norm_cfg, act_cfg, with_cp,
+                 check_finite, init_cfg):
+        super().__init__(init_cfg=init_cfg)
+        owner = type(self).__name__
+        self.encoder, self.decoder = resolve_arch(
+            self.arch_settings, arch, encoder, decoder, owner)
+        check_channels(owner, 'in_channels', in_channels)
+        check_channels(owner, 'base_channels', base_channels)
+        check_positive_int(owner, 'num_stem_units', num_stem_units)
+        self.arch = arch
+        self.in_channels = in_channels
+        self.base_channels = base_channels
+        self.check_finite = check_finite
+        self.size_divisor = 2**len(self.encoder)
+
+        self.stem_conv = ConvModule(
+            in_channels,
+            base_channels,
+            5,
+            padding=2,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
+        self.stem_units = nn.ModuleList(
+            ResidualUnit(
+                base_channels,
+                base_channels,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg,
+                with_cp=with_cp) for _ in range(num_stem_units))
+
+    def check_input(self, x):
+        """Raise a ValueError unless ``x`` is a batch this network takes.
+
+        ``x`` must be (N, ``in_channels``, H, W) with H and W divisible by
+        ``size_divisor`` and, with ``check_finite``, free of NaN and Inf:
+        this is the first module to see the image, so the message can say
+        which setting to change (see
+        :func:`~mmseg_refinenet.models.utils.check_image_batch`).
+        """
+        check_image_batch(
+            type(self).__name__,
+            x,
+            self.in_channels,
+            self.size_divisor,
+            check_finite=self.check_finite)
+
+    def _forward_stem(self, x):
+        """Check ``x`` and apply the stem: (N, in_channels, H, W) ->
+        (N, base_channels, H, W)."""
+        self.check_input(x)
+        x = self.stem_conv(x)
+        for unit in self.stem_units:
+            x = unit(x)
+        return x
+
+
 @MODELS.register_module()
-class FRRN(BaseModule):
+class FRRN(FRRNBase):
     """Full-Resolution Residual Network backbone (FRRN A / FRRN B).
 
     Implements Sec. 3-4, Fig. 2b and Table 1 of `Full-Resolution Residual
@@ -134,8 +242,9 @@ class FRRN(BaseModule):
     inference (the model's ``test_cfg=dict(mode='slide', ...)``) the
     network sees the windows, so ``test_cfg.crop_size`` must be a multiple
     too. :meth:`check_input` raises a ValueError naming the field to fix,
-    before any computation, for an input of another size, with other than
-    ``in_channels`` channels, or with NaN / Inf values.
+    before any computation, for an input of another size or with other
+    than ``in_channels`` channels, and with ``check_finite`` for NaN / Inf
+    values.
 
     Args:
         arch (str | None): ``'A'`` or ``'B'`` (Table 1), or None to use
@@ -179,7 +288,7 @@ class FRRN(BaseModule):
             Default: True.
         check_finite (bool): Check the input images for NaN and Inf at
             every forward (one device synchronisation, skipped while
-            tracing or compiling). Default: True.
+            tracing or compiling). Default: False.
         init_cfg (dict | list[dict] | None): Initialisation config.
             Default: Kaiming init of the convolutions, constant 1 / 0 for the
             norm layers.
@@ -187,17 +296,6 @@ class FRRN(BaseModule):
     Returns (from ``forward``):
         list[Tensor]: One feature map, (N, base_channels, H, W).
     """
-
-    arch_settings = {
-        'A':
-        dict(
-            encoder=((3, 96), (4, 192), (2, 384), (2, 384)),
-            decoder=((2, 192), (2, 192), (2, 96))),
-        'B':
-        dict(
-            encoder=((3, 96), (4, 192), (2, 384), (2, 384), (2, 384)),
-            decoder=((2, 192), (2, 192), (2, 192), (2, 96))),
-    }
 
     def __init__(self,
                  arch='A',
@@ -214,64 +312,30 @@ class FRRN(BaseModule):
                  act_cfg=dict(type='ReLU'),
                  with_cp=False,
                  compact_pooling=True,
-                 check_finite=True,
-                 init_cfg=[
-                     dict(type='Kaiming', layer='Conv2d'),
-                     dict(
-                         type='Constant',
-                         val=1,
-                         layer=['_BatchNorm', 'GroupNorm'])
-                 ]):
-        super().__init__(init_cfg=init_cfg)
+                 check_finite=False,
+                 init_cfg=FRRN_INIT_CFG):
         owner = type(self).__name__
-        encoder, decoder = resolve_arch(self.arch_settings, arch, encoder,
-                                        decoder, owner)
-        for name, value in (('in_channels', in_channels),
-                            ('base_channels', base_channels),
-                            ('residual_channels', residual_channels),
-                            ('num_stem_units', num_stem_units)):
-            _check_positive_int(value, name, owner)
-
-        self.arch = arch
-        self.encoder = encoder
-        self.decoder = decoder
-        self.in_channels = in_channels
-        self.base_channels = base_channels
-        self.residual_channels = residual_channels
-        self.check_finite = check_finite
-        self.compact_pooling = compact_pooling
-        if upsample_mode not in UPSAMPLE_MODES:
-            raise ValueError(
-                f'{owner} upsample_mode must be one of {UPSAMPLE_MODES}, got '
-                f'{upsample_mode!r}')
+        check_channels(owner, 'residual_channels', residual_channels)
+        check_one_of(owner, 'upsample_mode', upsample_mode, UPSAMPLE_MODES)
         if upsample_mode == 'theano' and align_corners:
             raise ValueError(
                 f"{owner}: align_corners=True has no meaning with "
                 "upsample_mode='theano' (Theano's upsampling fixes its own "
                 'sampling positions); set align_corners=False')
+        # 1. stem: 5x5 conv + RUs at full resolution
+        super().__init__(arch, encoder, decoder, in_channels, base_channels,
+                         num_stem_units, conv_cfg, norm_cfg, act_cfg,
+                         with_cp, check_finite, init_cfg)
+        self.residual_channels = residual_channels
+        self.compact_pooling = compact_pooling
         self.align_corners = align_corners
         self.upsample_mode = upsample_mode
-        self.size_divisor = 2**len(encoder)
         unit_cfg = dict(
             conv_cfg=conv_cfg,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
             with_cp=with_cp)
         frru_cfg = dict(unit_cfg, compact_pooling=compact_pooling)
-
-        # 1. stem: 5x5 conv + RUs at full resolution
-        self.stem_conv = ConvModule(
-            in_channels,
-            base_channels,
-            5,
-            padding=2,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg)
-        self.stem_units = nn.ModuleList()
-        for _ in range(num_stem_units):
-            self.stem_units.append(
-                ResidualUnit(base_channels, base_channels, **unit_cfg))
 
         # 2. residual stream: 1x1 conv + BN, no activation
         self.residual_conv = ConvModule(
@@ -286,7 +350,7 @@ class FRRN(BaseModule):
         channels = base_channels
         scale = 1
         self.encoder_stages = nn.ModuleList()
-        for num_units, out_channels in encoder:
+        for num_units, out_channels in self.encoder:
             scale *= 2
             stage = nn.ModuleList()
             for _ in range(num_units):
@@ -296,7 +360,7 @@ class FRRN(BaseModule):
                 channels = out_channels
             self.encoder_stages.append(stage)
         self.decoder_stages = nn.ModuleList()
-        for num_units, out_channels in decoder:
+        for num_units, out_channels in self.decoder:
             scale //= 2
             stage = nn.ModuleList()
             for _ in range(num_units):
@@ -313,22 +377,6 @@ class FRRN(BaseModule):
             self.end_units.append(
                 ResidualUnit(end_channels, base_channels, **unit_cfg))
             end_channels = base_channels
-
-    def check_input(self, x):
-        """Raise a ValueError unless ``x`` is a batch this network takes.
-
-        ``x`` must be (N, ``in_channels``, H, W) with H and W divisible by
-        ``size_divisor`` and, with ``check_finite``, free of NaN and Inf:
-        this is the first module to see the image, so the message can say
-        which setting to change (see
-        :func:`~mmseg_refinenet.models.utils.check_image_batch`).
-        """
-        check_image_batch(
-            type(self).__name__,
-            x,
-            self.in_channels,
-            self.size_divisor,
-            check_finite=self.check_finite)
 
     def _upsample2x(self, y):
         """Upsample the pooling stream x2 (``upsample_mode``)."""
@@ -350,10 +398,7 @@ class FRRN(BaseModule):
         Returns:
             list[Tensor]: ``[(N, base_channels, H, W)]``.
         """
-        self.check_input(x)
-        x = self.stem_conv(x)
-        for unit in self.stem_units:
-            x = unit(x)
+        x = self._forward_stem(x)
         z = self.residual_conv(x)
         y = x
         for stage in self.encoder_stages:

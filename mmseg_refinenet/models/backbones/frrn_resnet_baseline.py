@@ -7,15 +7,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
-from ..blocks.frrn_blocks import ResidualUnit, _check_positive_int
-from .frrn import FRRN, resolve_arch
+from ..blocks.frrn_blocks import ResidualUnit
+from ..utils.arg_checks import check_one_of
+from .frrn import FRRN_INIT_CFG, FRRNBase
+
+SKIP_MODES = ('add', 'concat')
 
 
 @MODELS.register_module()
-class FRRNResNetBaseline(BaseModule):
+class FRRNResNetBaseline(FRRNBase):
     """ResNet encoder/decoder baseline of FRRN, Sec. 5.1 of the paper.
 
     The FRRN with every FRRU replaced by a residual unit (RU) of the same
@@ -30,8 +32,9 @@ class FRRNResNetBaseline(BaseModule):
 
     Forward pass for an input of shape (N, in_channels, H, W):
 
-    1. stem: 5x5 conv-BN-ReLU to ``base_channels`` (48), then
-       ``num_stem_units`` RUs -> ``s_0``: (N, 48, H, W);
+    1. stem, FRRN's (:class:`FRRNBase`): 5x5 conv-BN-ReLU to
+       ``base_channels`` (48), then ``num_stem_units`` RUs -> ``s_0``:
+       (N, 48, H, W);
     2. encoder stage ``i`` (``i`` = 1, 2, ...): keep the stage input
        ``s_{i-1}`` as skip, max-pool 2x2, apply the stage's RUs in sequence
        (the first one projects the channels) -> ``s_i`` at ``1 / 2**i``;
@@ -68,14 +71,15 @@ class FRRNResNetBaseline(BaseModule):
         act_cfg (dict): Config of the activations. Default: dict(type='ReLU').
         with_cp (bool): Gradient checkpointing of every RU. Default: False.
         check_finite (bool): Check the input images for NaN and Inf at
-            every forward (see :meth:`FRRN.check_input`). Default: True.
+            every forward (see :meth:`FRRNBase.check_input`).
+            Default: False.
         init_cfg (dict | list[dict] | None): Initialisation config.
+            Default: FRRN's (Kaiming init of the convolutions, constant
+            1 / 0 for the norm layers).
 
     Returns (from ``forward``):
         list[Tensor]: One feature map, (N, base_channels, H, W).
     """
-
-    arch_settings = FRRN.arch_settings
 
     def __init__(self,
                  arch='A',
@@ -90,60 +94,27 @@ class FRRNResNetBaseline(BaseModule):
                  norm_cfg=dict(type='BN', requires_grad=True),
                  act_cfg=dict(type='ReLU'),
                  with_cp=False,
-                 check_finite=True,
-                 init_cfg=[
-                     dict(type='Kaiming', layer='Conv2d'),
-                     dict(
-                         type='Constant',
-                         val=1,
-                         layer=['_BatchNorm', 'GroupNorm'])
-                 ]):
-        super().__init__(init_cfg=init_cfg)
-        owner = type(self).__name__
-        encoder, decoder = resolve_arch(self.arch_settings, arch, encoder,
-                                        decoder, owner)
-        for name, value in (('in_channels', in_channels),
-                            ('base_channels', base_channels),
-                            ('num_stem_units', num_stem_units)):
-            _check_positive_int(value, name, owner)
-        if skip_mode not in ('add', 'concat'):
-            raise ValueError(f"{owner}: skip_mode must be 'add' or "
-                             f"'concat', got {skip_mode!r}")
+                 check_finite=False,
+                 init_cfg=FRRN_INIT_CFG):
+        check_one_of(type(self).__name__, 'skip_mode', skip_mode,
+                     SKIP_MODES)
+        super().__init__(arch, encoder, decoder, in_channels, base_channels,
+                         num_stem_units, conv_cfg, norm_cfg, act_cfg,
+                         with_cp, check_finite, init_cfg)
         self.skip_mode = skip_mode
-
-        self.arch = arch
-        self.encoder = encoder
-        self.decoder = decoder
-        self.in_channels = in_channels
-        self.base_channels = base_channels
-        self.check_finite = check_finite
         self.align_corners = align_corners
-        self.size_divisor = 2**len(encoder)
         unit_cfg = dict(
             conv_cfg=conv_cfg,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
             with_cp=with_cp)
 
-        self.stem_conv = ConvModule(
-            in_channels,
-            base_channels,
-            5,
-            padding=2,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg)
-        self.stem_units = nn.ModuleList()
-        for _ in range(num_stem_units):
-            self.stem_units.append(
-                ResidualUnit(base_channels, base_channels, **unit_cfg))
-
         # skip_channels[k]: channels of the input of the (k + 1)-th pooling,
         # i.e. of the feature map at 1 / 2**k resolution
         skip_channels = [base_channels]
         channels = base_channels
         self.encoder_stages = nn.ModuleList()
-        for num_units, out_channels in encoder:
+        for num_units, out_channels in self.encoder:
             stage = nn.ModuleList()
             for _ in range(num_units):
                 stage.append(ResidualUnit(channels, out_channels, **unit_cfg))
@@ -155,8 +126,8 @@ class FRRNResNetBaseline(BaseModule):
         # of the upsampled stream it is added to ('add' mode only)
         self.skip_projs = nn.ModuleList()
         self.decoder_stages = nn.ModuleList()
-        level = len(encoder)
-        for num_units, out_channels in decoder:
+        level = len(self.encoder)
+        for num_units, out_channels in self.decoder:
             level -= 1
             channels = self._make_skip(skip_channels[level], channels,
                                        conv_cfg)
@@ -192,8 +163,6 @@ class FRRNResNetBaseline(BaseModule):
                     act_cfg=None))
         return channels
 
-    check_input = FRRN.check_input
-
     def _upsample_merge(self, x, skip, index):
         """Upsample ``x`` to the size of ``skip`` and merge the skip."""
         x = F.interpolate(
@@ -216,10 +185,7 @@ class FRRNResNetBaseline(BaseModule):
         Returns:
             list[Tensor]: ``[(N, base_channels, H, W)]``.
         """
-        self.check_input(x)
-        x = self.stem_conv(x)
-        for unit in self.stem_units:
-            x = unit(x)
+        x = self._forward_stem(x)
         skips = []
         for stage in self.encoder_stages:
             skips.append(x)

@@ -15,14 +15,8 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
+from ..utils.arg_checks import check_channels, check_positive_int
 from ..utils.window_max_pool import window_max_pool2d
-
-
-def _check_positive_int(value, name, owner):
-    """Raise a ValueError unless ``value`` is a positive int (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f'{owner}: {name} must be a positive int, got {value!r}')
 
 
 @MODELS.register_module()
@@ -60,8 +54,8 @@ class ResidualUnit(BaseModule):
                  with_cp=False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        _check_positive_int(in_channels, 'in_channels', 'ResidualUnit')
-        _check_positive_int(out_channels, 'out_channels', 'ResidualUnit')
+        check_channels('ResidualUnit', 'in_channels', in_channels)
+        check_channels('ResidualUnit', 'out_channels', out_channels)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.with_cp = with_cp
@@ -144,10 +138,8 @@ class FRRU(BaseModule):
             and int64 indices, although nothing else in the unit needs
             ``z`` once ``z + r`` is computed. With ``with_cp`` the pooling
             then runs outside the checkpoint, which keeps the pooled ``z``
-            instead of ``z``. Same outputs and gradients. At 512x1024,
-            batch 2, FRRN A's estimated peak training memory
-            (``benchmarks/estimate_memory.py``) drops from 13774 to 11061
-            MiB, and from 6620 to 4389 MiB with ``with_cp``. Default: True.
+            instead of ``z``. Same outputs and gradients; the memory saved
+            is measured in ``docs/benchmarks.md``. Default: True.
         init_cfg (dict | list[dict] | None): Initialisation config.
             Default: None.
     """
@@ -165,9 +157,10 @@ class FRRU(BaseModule):
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         for name, value in (('in_channels', in_channels),
-                            ('out_channels', out_channels), ('scale', scale),
+                            ('out_channels', out_channels),
                             ('residual_channels', residual_channels)):
-            _check_positive_int(value, name, 'FRRU')
+            check_channels('FRRU', name, value)
+        check_positive_int('FRRU', 'scale', scale)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.scale = scale

@@ -31,16 +31,11 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 
 from ..utils import recomputing_max_pool2d
+from ..utils.arg_checks import (check_channels, check_non_negative_int,
+                                check_odd_kernel_size, check_one_of,
+                                check_positive_int)
 
 CRP_ORDERS = ('pool_conv', 'conv_pool')
-
-
-def _check_kernel_size(name: str, kernel_size: int) -> None:
-    if not isinstance(kernel_size, int) or kernel_size < 1 \
-            or kernel_size % 2 == 0:
-        raise ValueError(
-            f'{name} must be a positive odd integer (1, 3, 5, ...) so that '
-            f'the block keeps the spatial size, but got {kernel_size!r}')
 
 
 def _zero_output(module: ConvModule) -> None:
@@ -58,13 +53,6 @@ def _zero_output(module: ConvModule) -> None:
         nn.init.zeros_(norm.weight)
     else:
         nn.init.zeros_(module.conv.weight)
-
-
-def _check_width(name: str, width: int) -> None:
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(
-            f'{name} must be a positive integer number of channels, '
-            f'but got {width!r}')
 
 
 @MODELS.register_module()
@@ -106,8 +94,8 @@ class ResidualConvUnit(BaseModule):
                  zero_init: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg)
-        _check_width('ResidualConvUnit channels', channels)
-        _check_kernel_size('ResidualConvUnit kernel_size', kernel_size)
+        check_channels('ResidualConvUnit', 'channels', channels)
+        check_odd_kernel_size('ResidualConvUnit', 'kernel_size', kernel_size)
         self.with_cp = with_cp
         self.zero_init = zero_init
         # pre-activation order; the first activation must not be in-place,
@@ -199,11 +187,13 @@ class MultiResolutionFusion(BaseModule):
             raise ValueError('MultiResolutionFusion needs at least one input '
                              'path, got in_channels=[]')
         for i, c in enumerate(in_channels):
-            _check_width(f'MultiResolutionFusion in_channels[{i}]', c)
-        _check_kernel_size('MultiResolutionFusion kernel_size', kernel_size)
+            check_channels('MultiResolutionFusion', f'in_channels[{i}]', c)
+        check_odd_kernel_size('MultiResolutionFusion', 'kernel_size',
+                              kernel_size)
         if out_channels is None:
             out_channels = min(in_channels)
-        _check_width('MultiResolutionFusion out_channels', out_channels)
+        check_channels('MultiResolutionFusion', 'out_channels',
+                       out_channels)
         if len(in_channels) == 1 and out_channels != in_channels[0]:
             raise ValueError(
                 'A single-input MultiResolutionFusion passes its input '
@@ -311,10 +301,8 @@ class ChainedResidualPooling(BaseModule):
             by default in PyTorch), so no convolution runs twice.
             Otherwise the pooling alone is recomputed, which drops its
             int64 indices (twice the bytes of the pooled map in fp32).
-            Either way outputs and gradients are unchanged. At 512x1024,
-            batch 2, the estimated peak training memory of RefineNet-R101
-            (``benchmarks/estimate_memory.py``) is 6161 MiB without, 5473
-            with the pooling alone recomputed and 5129 with whole stages.
+            Either way outputs and gradients are unchanged; the memory
+            saved is measured in ``docs/benchmarks.md``.
             Training under ``torch.compile``, the poolings go through
             :func:`recomputing_max_pool2d` whatever this flag (Inductor
             miscompiled their backward; see that function). Default: True.
@@ -336,18 +324,14 @@ class ChainedResidualPooling(BaseModule):
         super().__init__(init_cfg)
         self.zero_init = zero_init
         self.recompute_pooling = recompute_pooling
-        _check_width('ChainedResidualPooling channels', channels)
-        if not isinstance(num_stages, int) or num_stages < 1:
-            raise ValueError(
-                'ChainedResidualPooling num_stages must be a positive '
-                f'integer, got {num_stages!r}; to remove the block, switch '
-                'CRP off (with_crp=False) instead')
-        _check_kernel_size('ChainedResidualPooling kernel_size', kernel_size)
-        _check_kernel_size('ChainedResidualPooling pool_size', pool_size)
-        if order not in CRP_ORDERS:
-            raise ValueError(f'ChainedResidualPooling order must be one of '
-                             f'{CRP_ORDERS}, got {order!r}')
-        self.order = order
+        owner = 'ChainedResidualPooling'
+        check_channels(owner, 'channels', channels)
+        check_positive_int(
+            owner, 'num_stages', num_stages,
+            hint='to remove the block, switch CRP off (with_crp=False)')
+        check_odd_kernel_size(owner, 'kernel_size', kernel_size)
+        check_odd_kernel_size(owner, 'pool_size', pool_size)
+        self.order = check_one_of(owner, 'order', order, CRP_ORDERS)
         if act_cfg is not None:
             # not in-place: the activated map is also the identity branch
             act_cfg = dict(act_cfg)
@@ -497,13 +481,11 @@ class RefineNetBlock(BaseModule):
                 f'RefineNetBlock num_input_rcus has {len(num_input_rcus)} '
                 f'entries but the block has {len(in_channels)} inputs; give '
                 'one count per input or a single int')
-        for name, n in [('num_output_rcus', num_output_rcus)] + [
-                (f'num_input_rcus[{i}]', n)
-                for i, n in enumerate(num_input_rcus)
-        ]:
-            if not isinstance(n, int) or n < 0:
-                raise ValueError(f'RefineNetBlock {name} must be an integer '
-                                 f'>= 0, got {n!r}')
+        check_non_negative_int('RefineNetBlock', 'num_output_rcus',
+                               num_output_rcus)
+        for i, n in enumerate(num_input_rcus):
+            check_non_negative_int('RefineNetBlock', f'num_input_rcus[{i}]',
+                                   n)
         if with_crp and (not isinstance(crp_stages, int) or crp_stages < 1):
             raise ValueError(
                 f'crp_stages={crp_stages!r} with with_crp=True: chained '

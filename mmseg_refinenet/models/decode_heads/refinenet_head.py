@@ -16,7 +16,7 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 from ..blocks import RefineNetBlock
-from ..blocks.refinenet_blocks import _check_width
+from ..utils.arg_checks import check_channels
 from .checked_decode_head import CheckedDecodeHead
 
 
@@ -174,7 +174,7 @@ class RefineNetHead(CheckedDecodeHead):
                 f'head takes {num_inputs} inputs (in_index={self.in_index}); '
                 'give one width per input')
         for i, c in enumerate(adapt_channels):
-            _check_width(f'RefineNetHead adapt_channels[{i}]', c)
+            check_channels('RefineNetHead', f'adapt_channels[{i}]', c)
 
         if cascade is None:
             cascade = [[i] for i in reversed(range(num_inputs))]

@@ -5,6 +5,9 @@ import torch.nn.functional as F
 
 from mmseg.registry import MODELS
 from ..utils import check_seg_labels
+from ..utils.arg_checks import check_one_of, check_positive_int
+
+REDUCTIONS = ('mean', 'sum', 'none')
 
 
 def bootstrapped_cross_entropy(cls_score,
@@ -12,7 +15,8 @@ def bootstrapped_cross_entropy(cls_score,
                                k,
                                weight=None,
                                ignore_index=255,
-                               reduction='mean'):
+                               reduction='mean',
+                               check_labels=False):
     """Mean cross-entropy of the ``k`` hardest pixels of every image.
 
     For image ``n`` let ``l_n`` be the pixel-wise cross-entropy over its
@@ -21,11 +25,12 @@ def bootstrapped_cross_entropy(cls_score,
     Pohlen et al., CVPR 2017); an image without non-void pixels has loss 0.
     Computed in float32 whatever the dtype of ``cls_score``.
 
-    Every label must be a class index (``0 .. C - 1``) or ``ignore_index``;
-    anything else raises a ValueError that lists the values, instead of
-    an ``IndexError`` inside ``cross_entropy`` (CPU) or a device-side
-    assert (CUDA) that names neither (one pass over ``label`` and one
-    device synchronisation; skipped while tracing or compiling).
+    Every label must be a class index (``0 .. C - 1``) or ``ignore_index``.
+    With ``check_labels`` anything else raises a ValueError that lists the
+    values, instead of an ``IndexError`` inside ``cross_entropy`` (CPU) or
+    a device-side assert (CUDA) that names neither; the check costs one
+    pass over ``label`` and one device synchronisation per call (skipped
+    while tracing or compiling).
 
     Args:
         cls_score (Tensor): Logits, (N, C, H, W).
@@ -36,16 +41,18 @@ def bootstrapped_cross_entropy(cls_score,
         ignore_index (int): Label of void pixels. Default: 255.
         reduction (str): ``'mean'`` (over the batch), ``'sum'`` or
             ``'none'`` (one value per image). Default: 'mean'.
+        check_labels (bool): Check the labels first. Default: False.
 
     Returns:
         Tensor: Scalar loss, or (N,) for ``reduction='none'``.
 
     Raises:
-        ValueError: ``label`` holds a value that is neither a class index
-            nor ``ignore_index``.
+        ValueError: with ``check_labels``, ``label`` holds a value that is
+            neither a class index nor ``ignore_index``.
     """
-    check_seg_labels(label, cls_score.shape[1], ignore_index,
-                     'BootstrappedCrossEntropyLoss')
+    if check_labels:
+        check_seg_labels(label, cls_score.shape[1], ignore_index,
+                         'BootstrappedCrossEntropyLoss')
     num_images = cls_score.shape[0]
     pixel_loss = F.cross_entropy(
         cls_score.float(), label.long(), reduction='none',
@@ -92,26 +99,27 @@ class BootstrappedCrossEntropyLoss(nn.Module):
         loss_weight (float): Factor of the loss. Default: 1.0.
         loss_name (str): Name of the loss item; must start with ``loss_``
             to be back-propagated. Default: 'loss_boot_ce'.
+        check_labels (bool): Check at every call that each label is a
+            class or ``ignore_index`` and raise a ValueError naming the bad
+            values otherwise (one device synchronisation per call; a head's
+            ``check_labels`` does the same for all its losses and also
+            names the label file). Default: False.
     """
 
     def __init__(self,
                  k=8192,
                  reduction='mean',
                  loss_weight=1.0,
-                 loss_name='loss_boot_ce'):
+                 loss_name='loss_boot_ce',
+                 check_labels=False):
         super().__init__()
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise ValueError(
-                'BootstrappedCrossEntropyLoss: k (pixels per image) must be '
-                f'a positive int, got {k!r}')
-        if reduction not in ('mean', 'sum', 'none'):
-            raise ValueError(
-                "BootstrappedCrossEntropyLoss: reduction must be 'mean', "
-                f"'sum' or 'none', got {reduction!r}")
-        self.k = k
-        self.reduction = reduction
+        owner = type(self).__name__
+        self.k = check_positive_int(owner, 'k (pixels per image)', k)
+        self.reduction = check_one_of(owner, 'reduction', reduction,
+                                      REDUCTIONS)
         self.loss_weight = loss_weight
         self._loss_name = loss_name
+        self.check_labels = check_labels
 
     def extra_repr(self):
         return f'k={self.k}, reduction={self.reduction!r}'
@@ -146,7 +154,8 @@ class BootstrappedCrossEntropyLoss(nn.Module):
             self.k,
             weight=weight,
             ignore_index=ignore_index,
-            reduction=reduction)
+            reduction=reduction,
+            check_labels=self.check_labels)
         return self.loss_weight * loss
 
     @property

@@ -1,10 +1,9 @@
 """Run-time checks of what reaches the models: features, images, labels.
 
-The constructor arguments are checked where they are defined
-(``_check_width`` in ``blocks/refinenet_blocks.py``, ``_check_positive_int``
-in ``blocks/frrn_blocks.py``). What can only be checked once data arrives is
-here, shared by the heads, the FRRN backbones and the bootstrapped loss, so
-that each check and its message exist once:
+The constructor arguments are checked when a model is built, by the
+functions of :mod:`.arg_checks`. What can only be checked once data
+arrives is here, shared by the heads, the FRRN backbones and the
+bootstrapped loss, so that each check and its message exist once:
 
 * :func:`check_head_inputs`: the backbone returned the levels ``in_index``
   selects, with the widths ``in_channels`` promises, and they are finite;
@@ -19,20 +18,22 @@ shape error that names no config field, an ``IndexError`` in
 silent wrong result: NaN features give NaN logits whose arg-max is class 0
 everywhere, and MMEngine trains on with a NaN loss.
 
-Cost: the shape checks are free. The value checks (finiteness, label range)
-read the tensor once and need one host-device synchronisation each; on a GPU
-that stalls the launch of the following kernels until the check's result is
-back, a small fraction of a training step that grows with how little work
-each step does. ``check_finite=False`` on the heads and the FRRN backbones
-switches the finiteness check off. Every value check is skipped while the
-model is traced, scripted, compiled or exported (``torch.jit.trace``, ONNX
-export, ``torch.compile``, ``torch.export``): a data-dependent ``if`` either
-breaks the graph or is frozen into it, and an exported graph has no use for
-a Python exception. Under ``torch.jit.trace`` the shape checks are skipped
+Cost: the shape checks compare sizes on the host and are always on. The
+value checks (finiteness, label range) read the tensor once and need one
+host-device synchronisation each; on a GPU that stalls the launch of the
+following kernels until the check's result is back, at every step. They
+are therefore opt-in, as MMSeg's own models make none: ``check_finite=True``
+on the heads and the FRRN backbones checks inputs and features for NaN and
+Inf, ``check_labels=True`` on the heads and on
+:class:`~mmseg_refinenet.models.losses.BootstrappedCrossEntropyLoss` checks
+the label range. Every value check is skipped while the model is traced,
+scripted, compiled or exported (``torch.jit.trace``, ONNX export,
+``torch.compile``, ``torch.export``): a data-dependent ``if`` either breaks
+the graph or is frozen into it, and an exported graph has no use for a
+Python exception. Under ``torch.jit.trace`` the shape checks are skipped
 too, since traced sizes are tensors and comparing them only adds warnings.
-On fake tensors (``FakeTensorMode``, as in the memory estimate of
-``benchmarks/estimate_memory.py``) the value checks are skipped as well:
-there are no values to check.
+On fake tensors (``FakeTensorMode``, as used to estimate memory) the value
+checks are skipped as well: there are no values to check.
 """
 from typing import Optional, Sequence
 
@@ -69,7 +70,7 @@ def _all_finite(tensors: Sequence[Tensor]) -> bool:
     return bool(torch.stack(flags).all()) if flags else True
 
 
-def check_head_inputs(head, inputs, check_finite: bool = True) -> None:
+def check_head_inputs(head, inputs, check_finite: bool = False) -> None:
     """Check backbone outputs against a decode head's configuration.
 
     Works for heads with one input (``in_index`` an int, ``in_channels`` an
@@ -80,7 +81,7 @@ def check_head_inputs(head, inputs, check_finite: bool = True) -> None:
             ``in_channels`` are checked.
         inputs (list[Tensor]): The backbone's feature maps.
         check_finite (bool): Also check that the selected maps hold no NaN
-            or Inf (one synchronisation). Default: True.
+            or Inf (one synchronisation). Default: False.
 
     Raises:
         TypeError: ``inputs`` is not a list of feature maps.
@@ -133,16 +134,16 @@ def check_head_inputs(head, inputs, check_finite: bool = True) -> None:
             'NaN or Inf. The input images must be finite: check the images '
             "and the data preprocessor's mean and std (a std of 0 gives "
             'Inf). If they are, the backbone produced them: diverged '
-            'weights, or an overflow under fp16 autocast (which '
-            'GradScaler would skip as a step with an inf loss; set '
-            'check_finite=False on the head to keep that behaviour)')
+            'weights, or an overflow under fp16 autocast, which '
+            'GradScaler skips as a step with an inf loss when the head is '
+            'built with check_finite=False, the default')
 
 
 def check_image_batch(owner: str,
                       x: Tensor,
                       in_channels: int,
                       size_divisor: int = 1,
-                      check_finite: bool = True) -> None:
+                      check_finite: bool = False) -> None:
     """Check an image batch at the entry of a backbone.
 
     Args:
@@ -152,7 +153,7 @@ def check_image_batch(owner: str,
         size_divisor (int): H and W must be multiples of it (the total
             pooling factor). Default: 1.
         check_finite (bool): Also check for NaN / Inf (one
-            synchronisation). Default: True.
+            synchronisation). Default: False.
 
     Raises:
         ValueError: not (N, in_channels, H, W), H or W not divisible, or
@@ -193,8 +194,7 @@ def check_image_batch(owner: str,
         raise ValueError(
             f'{owner}: the input images contain NaN or Inf; images must be '
             "finite. Check the image files and the data preprocessor's mean "
-            'and std (a std of 0 gives Inf), or set check_finite=False on '
-            'the backbone to skip this check')
+            'and std (a std of 0 gives Inf)')
 
 
 def _describe_labels(label: Tensor, invalid: Tensor):

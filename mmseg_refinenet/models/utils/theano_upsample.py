@@ -19,6 +19,8 @@ their features where they expect them with the other.
 import torch.nn.functional as F
 from torch import Tensor
 
+from .arg_checks import check_positive_int
+
 
 def theano_bilinear_upsample(x: Tensor, ratio: int = 2) -> Tensor:
     """Upsample (N, C, H, W) to (N, C, ratio * H, ratio * W) as Theano's
@@ -29,10 +31,7 @@ def theano_bilinear_upsample(x: Tensor, ratio: int = 2) -> Tensor:
     samples (spacing ``1 / ratio`` input pixels), then the crop that starts
     at ``q = (-(ratio - 1) // 2) / ratio``.
     """
-    if not isinstance(ratio, int) or ratio < 1:
-        raise ValueError(
-            f'theano_bilinear_upsample needs a positive integer ratio, got '
-            f'{ratio!r}')
+    check_positive_int('theano_bilinear_upsample', 'ratio', ratio)
     if x.dim() != 4:
         raise ValueError('theano_bilinear_upsample takes (N, C, H, W), got '
                          f'a tensor of shape {tuple(x.shape)}')
