@@ -371,11 +371,13 @@ def test_in_index_beyond_backbone_outputs_fails_clearly():
         (dict(in_index=[0, 1, 2]), r'same length'),
         (dict(input_fusion_convs=False, cascade=((2, 3), (1, ), (0, ))),
          r'input 1 has no convolution.*out_channels=8.*in_channels\[1\]=16'),
+        (dict(classifier_kernel_size=2),
+         r'RefineNetHead: classifier_kernel_size must be a positive odd'),
     ],
     ids=[
         'missing-input', 'unused-input', 'duplicate-input', 'zero-crp',
         'channels', 'adapt-len', 'adapt-zero', 'dropout-index', 'index-len',
-        'no-fusion-conv-width'
+        'no-fusion-conv-width', 'even-classifier-kernel'
     ])
 def test_bad_configuration_fails_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):

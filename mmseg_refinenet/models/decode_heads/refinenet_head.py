@@ -16,7 +16,7 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 from ..blocks import RefineNetBlock
-from ..utils.arg_checks import check_channels
+from ..utils.arg_checks import check_channels, check_odd_kernel_size
 from .checked_decode_head import CheckedDecodeHead
 
 
@@ -102,8 +102,10 @@ class RefineNetHead(CheckedDecodeHead):
             int64 argmax indices (see :class:`ChainedResidualPooling`).
             Default: True.
         check_finite (bool): Check the backbone features for NaN and Inf
-            at every forward (one device synchronisation; see
-            :class:`CheckedDecodeHead`). Default: True.
+            at every forward (opt-in: one device synchronisation per step;
+            see :class:`CheckedDecodeHead`). Default: False.
+        check_labels (bool): Check the labels in the loss (opt-in, as
+            ``check_finite``). Default: False.
         **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
             ``channels``, ``in_index``, ``num_classes``, ``dropout_ratio``
             (default here 0.5, element-wise as in the released models,
@@ -113,10 +115,10 @@ class RefineNetHead(CheckedDecodeHead):
             ``loss_decode``...).
 
     Bad input fails before any computation, naming the field: the
-    arguments at build time, the backbone's outputs (``in_index`` range,
-    widths against ``in_channels``, NaN / Inf) at every forward and the
-    labels (outside ``[0, num_classes)`` and not ``ignore_index``) in the
-    loss; see :class:`CheckedDecodeHead`.
+    arguments at build time and the backbone's outputs (``in_index`` range,
+    widths against ``in_channels``) at every forward; with the opt-in
+    checks also NaN / Inf features and labels outside ``[0, num_classes)``
+    other than ``ignore_index``; see :class:`CheckedDecodeHead`.
     """
 
     def __init__(self,
@@ -248,9 +250,8 @@ class RefineNetHead(CheckedDecodeHead):
                 f'channels={prev_channels} or change adapt_channels')
 
         if classifier_kernel_size != 1:
-            if classifier_kernel_size < 1 or classifier_kernel_size % 2 == 0:
-                raise ValueError('classifier_kernel_size must be a positive '
-                                 f'odd integer, got {classifier_kernel_size}')
+            check_odd_kernel_size('RefineNetHead', 'classifier_kernel_size',
+                                  classifier_kernel_size)
             self.conv_seg = nn.Conv2d(
                 self.channels,
                 self.out_channels,
