@@ -2,8 +2,8 @@
 # released PASCAL VOC weights (21 classes), on a dataset of 5 classes in
 # MMSeg's folder layout:
 #
-#   data/my_dataset/img_dir/train/NAME.jpg   data/my_dataset/ann_dir/train/NAME.png
-#   data/my_dataset/img_dir/val/NAME.jpg     data/my_dataset/ann_dir/val/NAME.png
+#   data/my_dataset/img_dir/{train,val}/NAME.jpg   the images
+#   data/my_dataset/ann_dir/{train,val}/NAME.png   their label maps
 #
 # Each label map is a single-channel PNG holding the class index of every
 # pixel (0 .. num_classes - 1; 255 is ignored). See README.md, "Fine-tuning
