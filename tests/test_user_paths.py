@@ -101,7 +101,7 @@ def _released_checkpoint(path, base):
     return model.state_dict()
 
 
-@pytest.mark.slow  # a ResNet-50 model and its checkpoints (about 30 s)
+@pytest.mark.slow  # a ResNet-50 trained, checkpoints of 100-300 MB
 def test_finetune_example_outside_the_repository(tmp_path,
                                                  short_schedule_options):
     # the user's folder: the example copied, its base an absolute path
