@@ -414,6 +414,24 @@ def test_dist_train_two_nodes(data_root, data_options, free_port, tmp_path):
     assert [n for n in written if not n.endswith('.log')] == ['rank1.pth']
 
 
+@pytest.mark.parametrize('script, args', [(DIST_TRAIN, [CONFIG, '1']),
+                                          (DIST_TEST, [CONFIG, 'x.pth', '1'])])
+@pytest.mark.parametrize('missing', ['NODE_RANK', 'MASTER_ADDR'])
+def test_dist_scripts_on_several_nodes_need_node_rank_and_master(
+        script, args, missing, tmp_path, assert_one_line_error):
+    # the defaults (0, 127.0.0.1) would start a second node 0 on node 1
+    env = dict(os.environ, NNODES='2', NODE_RANK='1', MASTER_ADDR='10.0.0.1')
+    del env[missing]
+    proc = subprocess.run(['bash', script, *args],
+                          cwd=str(tmp_path),
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=TIMEOUT)
+    assert_one_line_error(proc, f'NNODES=2 needs {missing} on every node')
+    assert proc.stdout == ''
+
+
 @pytest.mark.parametrize('cmd, expected', [
     ([TRAIN, 'no_such_config.py'],
      "config file 'no_such_config.py' does not exist"),
