@@ -2,7 +2,8 @@
 # Multi-process training with torchrun (one process per GPU, or per CPU
 # worker on a machine without CUDA, which then uses gloo):
 #     bash tools/dist_train.sh CONFIG NUM_PROCS [ARGS of tools/train.py ...]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node.
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node
+# (the same PORT and MASTER_ADDR, node 0's address, everywhere).
 set -e
 if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG NUM_PROCS [ARGS ...]" >&2
@@ -11,6 +12,16 @@ fi
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
+if [ "$NNODES" != 1 ]; then
+    # on another node, the defaults would make a second node 0 on itself
+    for VAR in NODE_RANK MASTER_ADDR; do
+        if [ -z "${!VAR}" ]; then
+            echo "error: NNODES=$NNODES needs $VAR on every node" \
+                "(NODE_RANK: 0 to NNODES-1; MASTER_ADDR: node 0's address)" >&2
+            exit 2
+        fi
+    done
+fi
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}

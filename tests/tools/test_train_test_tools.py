@@ -6,14 +6,17 @@ process), from a current directory
 outside the repository, on a small generated dataset (8 training and 4
 validation images of 64x64) with the quick-start config cut down to a few
 iterations at batch size 2. The distributed tests start 2 processes with
-``torchrun`` on the CPU (gloo), the path that
-:mod:`mmseg_refinenet.utils.dist` makes work with MMEngine 0.10.7.
+``torchrun`` on the CPU (gloo), on one node or as two nodes of one process
+each, the path that :mod:`mmseg_refinenet.utils.dist` makes work with
+MMEngine 0.10.7.
 """
 import os
 import os.path as osp
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -317,6 +320,116 @@ def test_dist_train_and_test_two_cpu_processes(trained, data_root,
     for rank in (0, 1):
         assert f'rank {rank}: process group at exit: False' in proc.stdout
     assert miou(proc.stdout) == miou(trained['resumed'].stdout)
+
+
+def _stop(proc):
+    """End a launcher that is still running: SIGTERM, on which torchrun
+    stops its workers (they run in sessions of their own), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+
+
+def test_dist_train_two_nodes(data_root, data_options, free_port, tmp_path):
+    """tools/dist_train.sh with NNODES=2, one process per node, both nodes
+    on this machine: two launches, NODE_RANK 0 and 1, gloo. Each node has a
+    work dir of its own here, so that what each rank writes can be seen (on
+    a cluster the nodes share one, see README)."""
+    (tmp_path / 'rank_dump_hook.py').write_text(RANK_DUMP_HOOK)
+    config = tmp_path / 'dist_config.py'
+    config.write_text(DIST_CONFIG.format(base=CONFIG))
+    env = dict(os.environ,
+               NNODES='2',
+               MASTER_ADDR='127.0.0.1',
+               PORT=str(free_port()),
+               PYTHONPATH=os.pathsep.join(
+                   [str(tmp_path), os.environ.get('PYTHONPATH', '')]),
+               OMP_NUM_THREADS='1')
+    nodes, timed_out = [], False
+    try:
+        for rank in (0, 1):
+            with open(tmp_path / f'node{rank}.out', 'wb') as out:
+                nodes.append(
+                    subprocess.Popen([
+                        'bash', DIST_TRAIN,
+                        str(config), '1', '--work-dir',
+                        str(tmp_path / f'node{rank}'),
+                        *data_options(data_root, 4, 2)
+                    ],
+                                     cwd=str(tmp_path),
+                                     env=dict(env, NODE_RANK=str(rank)),
+                                     stdout=out,
+                                     stderr=subprocess.STDOUT,
+                                     start_new_session=True))
+        deadline = time.monotonic() + TIMEOUT
+        for node in nodes:
+            node.wait(timeout=max(1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        for node in nodes:
+            _stop(node)
+    outs = [(tmp_path / f'node{rank}.out').read_text(errors='replace')
+            for rank in range(len(nodes))]
+    for rank, (node, out) in enumerate(zip(nodes, outs)):
+        assert not timed_out and node.returncode == 0, (
+            f'node {rank}: ' + (f'still running after {TIMEOUT} s' if
+                                timed_out else f'exit {node.returncode}') +
+            f'\n{out[-4000:]}')
+        assert f'rank {rank}: process group at exit: False' in out
+    assert 'CPU distributed data parallel: backend gloo, world size 2' \
+        in outs[0]
+    assert 'Iter(train) [4/4]' in outs[0]
+
+    # the ranks saw different halves of the data and end with the same
+    # parameters: the gradients were averaged across the nodes
+    node0, node1 = tmp_path / 'node0', tmp_path / 'node1'
+    rank0 = torch.load(node0 / 'rank0.pth')
+    rank1 = torch.load(node1 / 'rank1.pth')
+    assert rank0.keys() == rank1.keys() and len(rank0) > 100
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+
+    # one checkpoint set, written by rank 0 and holding those parameters;
+    # rank 1 wrote nothing but its parameters (and perhaps a log)
+    assert sorted(n for n in os.listdir(node0) if n.endswith('.pth')) == [
+        'iter_2.pth', 'iter_4.pth', 'rank0.pth'
+    ]
+    assert (node0 / 'last_checkpoint').read_text().strip() == str(
+        node0 / 'iter_4.pth')
+    ckpt = load_local_checkpoint(str(node0 / 'iter_4.pth'))
+    assert ckpt['meta']['iter'] == 4
+    assert len(ckpt['rng_states']) == 2  # one per rank
+    for key, value in rank0.items():
+        assert torch.equal(ckpt['state_dict'][key], value), key
+    written = [
+        osp.relpath(osp.join(folder, name), node1)
+        for folder, _, names in os.walk(node1) for name in names
+    ]
+    assert [n for n in written if not n.endswith('.log')] == ['rank1.pth']
+
+
+@pytest.mark.parametrize('script, args', [(DIST_TRAIN, [CONFIG, '1']),
+                                          (DIST_TEST, [CONFIG, 'x.pth', '1'])])
+@pytest.mark.parametrize('missing', ['NODE_RANK', 'MASTER_ADDR'])
+def test_dist_scripts_on_several_nodes_need_node_rank_and_master(
+        script, args, missing, tmp_path, assert_one_line_error):
+    # the defaults (0, 127.0.0.1) would start a second node 0 on node 1
+    env = dict(os.environ, NNODES='2', NODE_RANK='1', MASTER_ADDR='10.0.0.1')
+    del env[missing]
+    proc = subprocess.run(['bash', script, *args],
+                          cwd=str(tmp_path),
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=TIMEOUT)
+    assert_one_line_error(proc, f'NNODES=2 needs {missing} on every node')
+    assert proc.stdout == ''
 
 
 @pytest.mark.parametrize('cmd, expected', [
