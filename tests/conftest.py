@@ -4,7 +4,14 @@ The mmsegmentation wheel installs a top-level ``tests`` package into
 site-packages. This suite therefore has no ``tests/__init__.py`` and runs in
 pytest's importlib mode (pytest.ini), and shared helpers are exposed as
 fixtures here instead of being imported as ``tests.xxx``.
+
+What a test needs from outside the repository (a test dependency such as
+onnxruntime, the CamVid copy) goes through :func:`_missing`: the test is
+skipped when it is absent, except under ``CI=true`` (set by CI services),
+where it fails and names what is missing, so that a CI run never passes
+with those checks silently left out.
 """
+import importlib
 import importlib.util
 import os
 import os.path as osp
@@ -20,8 +27,41 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CAMVID_ROOT = os.environ.get(
     'CAMVID_ROOT', osp.join(REPO_ROOT, '..', 'shared', 'data', 'camvid'))
 
+#: ``CI=true``: what a test needs must be there (see :func:`_missing`).
+IN_CI = os.environ.get('CI', '').strip().lower() in ('1', 'true', 'yes')
+TEST_DEPENDENCIES = 'bash tools/install.sh --tests'
+
 # 2-core machines: keep intra-op threads at the core count.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def _missing(what, fix):
+    """Skip the test because ``what`` is missing, or, under ``CI=true``,
+    fail it: a CI run must not pass with the test left out."""
+    message = f'{what} is missing ({fix})'
+    if IN_CI:
+        pytest.fail(f'{message}; CI=true requires it instead of skipping',
+                    pytrace=False)
+    pytest.skip(message)
+
+
+def _require_module(name, fix=TEST_DEPENDENCIES):
+    """The module ``name``; see :func:`_missing` when it cannot be
+    imported."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        reason = str(error)
+    _missing(f'test dependency {name!r}', f'{fix}; {reason}')
+
+
+@pytest.fixture(scope='session')
+def require_module():
+    """The function ``(name, fix=...) -> module`` that imports a test
+    dependency, skipping the test when it is not installed (failing under
+    ``CI=true``). Call it from a fixture, e.g. a module-scoped autouse one
+    for a file that needs the dependency throughout."""
+    return _require_module
 
 
 @pytest.fixture(scope='session')
@@ -31,10 +71,12 @@ def repo_root():
 
 @pytest.fixture(scope='session')
 def camvid_root():
-    """Path of the CamVid copy; skips the test when it is absent."""
+    """Path of the CamVid copy (``CAMVID_ROOT``, default
+    ``../shared/data/camvid``); skips the test when it is absent (fails
+    under ``CI=true``)."""
     if not osp.isfile(osp.join(CAMVID_ROOT, 'train.txt')):
-        pytest.skip(f'CamVid not found at {osp.abspath(CAMVID_ROOT)} '
-                    '(set CAMVID_ROOT to its folder to run this test)')
+        _missing(f'the CamVid copy at {osp.abspath(CAMVID_ROOT)}',
+                 'set CAMVID_ROOT to its folder')
     return osp.abspath(CAMVID_ROOT)
 
 

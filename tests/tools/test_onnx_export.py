@@ -14,11 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip('onnxruntime', reason='onnxruntime is a test '
-                    'dependency: bash tools/install.sh --tests')
-pytest.importorskip('onnxscript', reason='onnxscript is a test '
-                    'dependency: bash tools/install.sh --tests')
-
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 EXPORT = osp.join(REPO, 'tools', 'deployment', 'pytorch2onnx.py')
 REFINENET = osp.join(REPO, 'configs', 'quickstart',
@@ -34,6 +29,15 @@ def export(args, cwd, timeout=600):
                           capture_output=True,
                           text=True,
                           timeout=timeout)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def onnx_dependencies(require_module):
+    """onnx, onnxruntime and onnxscript (the dynamo exporter) are test
+    dependencies: the whole file skips without them (fails under
+    ``CI=true``)."""
+    for name in ('onnx', 'onnxruntime', 'onnxscript'):
+        require_module(name)
 
 
 @pytest.fixture(scope='module')
