@@ -33,17 +33,17 @@ class CheckedDecodeHead(BaseDecodeHead):
       ``cross_entropy`` on the CPU and a device-side assert on CUDA, which
       names neither the value nor the label file.
 
-    The losses are computed on float32 logits when the logits are float16
-    or bfloat16 (a model run in half precision): MMSeg's
-    ``CrossEntropyLoss`` computes in the dtype of the logits and averages
-    as a sum over the pixels, which overflows float16 (max 65504) to inf
-    for large logits. The gradient reaches the logits in their own dtype.
-
     Turn them on to find a bad dataset or a diverging run, e.g. with
     ``--cfg-options model.decode_head.check_finite=True
     model.decode_head.check_labels=True``. Both are skipped while the model
     is traced, exported or compiled (see
     :mod:`mmseg_refinenet.models.utils.checks`).
+
+    The losses are computed on float32 logits when the logits are float16
+    or bfloat16 (a model run in half precision): MMSeg's
+    ``CrossEntropyLoss`` computes in the dtype of the logits and averages
+    as a sum over the pixels, which overflows float16 (max 65504) to inf
+    for large logits. The gradient reaches the logits in their own dtype.
 
     Args:
         check_finite (bool): Check the selected backbone features for NaN
