@@ -1,10 +1,10 @@
 """Estimate the training activation memory of the five CamVid models.
 
-For the GPU plan of issue 6 (``docs/gpu_runbook.md``: the five models of
-``configs/camvid/`` train at the same time on one GPU): the bytes of the
-tensors that one training forward pass (``mode='loss'`` in train mode,
-random labels) leaves alive for the backward pass, followed storage by
-storage by PyTorch's ``MemTracker`` (so the inputs that gradient
+For ``benchmarks/camvid_experiment.py``, which trains the five models of
+``configs/camvid/`` at the same time on one GPU (will they fit?): the
+bytes of the tensors that one training forward pass (``mode='loss'`` in
+train mode, random labels) leaves alive for the backward pass, followed
+storage by storage by PyTorch's ``MemTracker`` (so the inputs that gradient
 checkpointing keeps count too, which ``saved_tensors_hooks`` do not see),
 at ``--batch`` and the padded 360x480 crop (384x480, ``--shape``), in
 fp32 on the CPU, then scaled to batch 8. Weights, gradients, optimiser
@@ -21,13 +21,15 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools', 'device'))
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 from camvid_experiment import MODELS  # noqa: E402
+from harness.measure import make_seg_samples  # noqa: E402
+from harness.memory import kept_bytes  # noqa: E402
 
 import mmseg_refinenet  # noqa: E402,F401 (registers the models)
-from mmseg_refinenet.utils.benchmark import (  # noqa: E402
-    kept_bytes, make_seg_samples)
 from mmseg.registry import MODELS as REGISTRY  # noqa: E402
 
 
