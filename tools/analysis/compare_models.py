@@ -51,9 +51,10 @@ import sys
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HARNESS = osp.join(REPO, 'benchmarks')
 if not osp.isdir(osp.join(HARNESS, 'harness')):
-    sys.exit('error: tools/analysis/compare_models.py runs from a clone of '
-             'the mmseg-refinenet repository: it needs benchmarks/harness/, '
-             f'which {REPO} lacks')
+    sys.stderr.write('error: tools/analysis/compare_models.py runs from a '
+                     'clone of the mmseg-refinenet repository: it needs '
+                     f'benchmarks/harness/, which {REPO} lacks\n')
+    sys.exit(2)
 for path in (REPO, HARNESS):  # the plugin and the harness, without install
     if path not in sys.path:
         sys.path.insert(0, path)
