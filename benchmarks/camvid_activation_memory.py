@@ -18,7 +18,6 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -26,11 +25,11 @@ REPO = osp.dirname(HERE)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from camvid_experiment import MODELS  # noqa: E402
+from harness import segmentors  # noqa: E402
 from harness.measure import make_seg_samples  # noqa: E402
 from harness.memory import kept_bytes  # noqa: E402
 
 import mmseg_refinenet  # noqa: E402,F401 (registers the models)
-from mmseg.registry import MODELS as REGISTRY  # noqa: E402
 
 
 def kept_by_loss(model, batch, shape=(384, 480)):
@@ -58,9 +57,9 @@ def main(argv=None):
     total = 0.0
     print(f'{"model":28s} {"params (M)":>10s} {"batch 8, fp32 (GiB)":>20s}')
     for _, name, config in MODELS:
-        cfg = Config.fromfile(osp.join(REPO, config))
+        cfg = segmentors.load_config(osp.join(REPO, config))
         cfg.model.pop('data_preprocessor', None)
-        model = REGISTRY.build(cfg.model).train()
+        model = segmentors.build_model(cfg, config, 'cpu').train()
         params = sum(p.numel() for p in model.parameters()) / 1e6
         kept = kept_by_loss(model, args.batch, tuple(args.shape))
         gib = kept * 8 / args.batch / 2**30
