@@ -1,4 +1,5 @@
-"""Bad input fails early and clearly.
+"""Bad input fails early and clearly (README, "What happens when things go
+wrong").
 
 One table: every row triggers one kind of bad input (a model built with the
 wrong widths, an image the network cannot take, labels outside the classes,

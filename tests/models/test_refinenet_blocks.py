@@ -10,7 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from mmseg_refinenet.models.blocks import (ChainedResidualPooling,
                                            MultiResolutionFusion,
                                            RefineNetBlock, ResidualConvUnit)
-from mmseg_refinenet.utils.benchmark import kept_bytes
+from harness.memory import kept_bytes
 
 
 def _randomize(module, seed=0):
