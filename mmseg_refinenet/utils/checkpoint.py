@@ -273,6 +273,25 @@ def trusted_checkpoints(*paths):
             _trusted_paths.remove(path)
 
 
+def config_trusts_checkpoint(cfg):
+    """The config's ``trust_checkpoint`` (top level; default False).
+
+    ``trust_checkpoint = True`` in a config makes this project's tools
+    load the checkpoint of the run (``load_from``, the resumed checkpoint,
+    the checkpoint given to ``tools/test.py`` etc.) with the full
+    unpickler, as ``--trust-checkpoint`` does.
+
+    Raises:
+        ValueError: the value is not a bool.
+    """
+    value = cfg.get('trust_checkpoint', False)
+    if not isinstance(value, bool):
+        raise ValueError(
+            f'trust_checkpoint in the config must be True or False, got '
+            f'{value!r}')
+    return value
+
+
 def _real_path(path):
     return osp.realpath(osp.expanduser(str(path)))
 
