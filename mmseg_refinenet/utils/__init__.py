@@ -1,6 +1,6 @@
 from .checkpoint import (CheckpointMismatchError, UntrustedCheckpointError,
                          check_state_dict_fits, checkpoint_globals,
-                         config_trusts_checkpoint,
+                         config_trusts_checkpoint, globals_in_pickle,
                          is_trusted_checkpoint, load_checkpoint_strict,
                          load_local_checkpoint, register_checkpoint_loader,
                          trusted_checkpoints)
@@ -10,7 +10,7 @@ from .dist import (CPUDistributedDataParallel, destroy_dist, init_cpu_dist,
 __all__ = [
     'CheckpointMismatchError', 'UntrustedCheckpointError',
     'check_state_dict_fits', 'checkpoint_globals', 'config_trusts_checkpoint',
-    'is_trusted_checkpoint',
+    'globals_in_pickle', 'is_trusted_checkpoint',
     'load_checkpoint_strict', 'load_local_checkpoint',
     'register_checkpoint_loader', 'trusted_checkpoints',
     'CPUDistributedDataParallel', 'destroy_dist', 'init_cpu_dist',

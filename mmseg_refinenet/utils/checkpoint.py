@@ -167,6 +167,45 @@ def checkpoint_globals():
     return tuple(pairs)
 
 
+def globals_in_pickle(data, refused_only=False):
+    """The globals (``'module.name'``) that a pickle refers to, in order,
+    read from its instructions without unpickling anything.
+
+    Args:
+        data (bytes): The pickle.
+        refused_only (bool): Only those outside the checkpoint allowlist
+            (:func:`checkpoint_globals` and torch's weights-only defaults).
+
+    Returns:
+        list[str]: Each global once; those of a cut or damaged pickle up
+        to where it becomes unreadable.
+    """
+    found, strings, memo = [], [], {}
+    pushed = None  # the string the previous instruction pushed, if any
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            name, string = opcode.name, None
+            if name == 'GLOBAL':
+                found.append(arg.replace(' ', '.'))
+            elif name == 'STACK_GLOBAL' and len(strings) >= 2:
+                found.append(f'{strings[-2]}.{strings[-1]}')
+            elif 'UNICODE' in name or name.endswith('GET'):
+                string = arg if 'UNICODE' in name else memo.get(arg)
+                if isinstance(string, str):
+                    strings.append(string)
+            elif name == 'MEMOIZE':
+                memo[len(memo)] = pushed
+            elif name.endswith('PUT'):
+                memo[arg] = pushed
+            if name not in ('MEMOIZE', 'PUT', 'BINPUT', 'LONG_BINPUT'):
+                pushed = string
+    except (ValueError, EOFError):
+        pass
+    if refused_only:
+        found = [name for name in found if name not in _allowed_by_name()]
+    return list(dict.fromkeys(found))
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that resolves only the allowlisted globals: torch's
     weights-only defaults and :func:`checkpoint_globals`."""
