@@ -95,10 +95,10 @@ class UntrustedCheckpointError(RuntimeError):
         self.filename = filename
         self.refused = refused
         super().__init__(
-            f'checkpoint file {filename!r} was refused: it needs {refused}, '
-            'which is not one of the types of a checkpoint (tensors, numpy '
-            "arrays and scalars, MMEngine's message hub); nothing of it was "
-            f'run. {TRUST_HINT}')
+            f'checkpoint file {filename!r} was refused before anything of it '
+            f'ran: it needs {refused}, while a checkpoint holds only '
+            "tensors, numpy arrays and scalars and MMEngine's message hub. "
+            f'{TRUST_HINT}')
 
 
 class _Refused(Exception):
@@ -116,8 +116,8 @@ def _checkpoint_getattr(obj, name):
     if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
         return getattr(obj, name)
     owner = getattr(obj, '__qualname__', type(obj).__name__)
-    raise _Refused(f'the global builtins.getattr (here getattr({owner}, '
-                   f'{name!r}))')
+    raise _Refused(f'the global builtins.getattr for getattr({owner}, '
+                   f'{name!r})')
 
 
 @functools.lru_cache(maxsize=None)
@@ -238,8 +238,10 @@ class _RestrictedPickle:
 
 
 def _weights_only_refusal(err):
-    """What torch's weights-only unpickler refused, from its error; None
-    where the error rather shows a damaged file (e.g. a cut pickle)."""
+    """What torch's weights-only unpickler refused, from its error: a
+    string, ``_RETRY`` for a pickle instruction it does not support (e.g.
+    of protocol 4), or None where the error rather shows a damaged file
+    (e.g. a cut pickle)."""
     text = str(err)
     if 'Weights only load failed' not in text:
         return None
@@ -250,39 +252,44 @@ def _weights_only_refusal(err):
         return f'the global {name}' if _GLOBAL_NAME.match(name) else None
     found = re.search(r'Unsupported operand (\d+)', text)
     if found:
-        # a pickle opcode that it does not run (e.g. STACK_GLOBAL of
-        # protocol 4); a byte that is no opcode shows a damaged file
-        opcode = pickletools.code2op.get(chr(int(found.group(1))))
-        return (f'the pickle instruction {opcode.name}, which a weights-only '
-                'load does not run' if opcode else None)
+        # a byte that is no pickle instruction shows a damaged file
+        is_opcode = chr(int(found.group(1))) in pickletools.code2op
+        return _RETRY if is_opcode else None
     found = re.search(r'WeightsUnpickler error: ((Trying to call reduce|'
                       r'Can only build|Can only create)[^\n]*)', text)
     if found:
-        return f'what a weights-only load does not run ({found.group(1)})'
+        return ("an object that torch's weights-only unpickler does not "
+                f'build ({found.group(1)})')
     return None
+
+
+# _weights_only_refusal: load with the restricted unpickler instead
+_RETRY = object()
 
 
 def _load_restricted(filename, map_location):
     """``torch.load`` that builds the allowlisted types only."""
-    if not _TORCH_WEIGHTS_ONLY_ALLOWLIST:
-        return torch.load(filename, map_location=map_location,
-                          pickle_module=_RestrictedPickle,
-                          weights_only=False)
-    from torch.serialization import get_safe_globals, safe_globals
+    if _TORCH_WEIGHTS_ONLY_ALLOWLIST:
+        from torch.serialization import get_safe_globals, safe_globals
 
-    # added for this load only; leaving the block removes them again, so
-    # those the process registered itself are not added (nor removed)
-    registered = set(get_safe_globals())
-    extra = [g for g in checkpoint_globals() if g not in registered]
-    try:
-        with safe_globals(extra):
-            return torch.load(filename, map_location=map_location,
-                              weights_only=True)
-    except pickle.UnpicklingError as err:
-        refused = _weights_only_refusal(err)
-        if refused is None:
-            raise
-        raise _Refused(refused) from None
+        # added for this load only; leaving the block removes them again,
+        # so those the process registered itself are not added (nor removed)
+        registered = set(get_safe_globals())
+        extra = [g for g in checkpoint_globals() if g not in registered]
+        try:
+            with safe_globals(extra):
+                return torch.load(filename, map_location=map_location,
+                                  weights_only=True)
+        except pickle.UnpicklingError as err:
+            refused = _weights_only_refusal(err)
+            if refused is None:
+                raise
+            if refused is not _RETRY:
+                raise _Refused(refused) from None
+    # torch < 2.6, or a pickle instruction that torch's weights-only
+    # unpickler does not support: the same allowlist through find_class
+    return torch.load(filename, map_location=map_location,
+                      pickle_module=_RestrictedPickle, weights_only=False)
 
 
 @contextlib.contextmanager
