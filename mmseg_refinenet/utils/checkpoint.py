@@ -248,6 +248,8 @@ def _weights_only_refusal(err):
     found = re.search(r'GLOBAL (\S+)', text)
     if found:
         name = found.group(1)
+        if re.match(r'^[A-Za-z_]\w*$', name):
+            name = f'builtins.{name}'  # torch drops the module of builtins
         # a pickle cut inside the instruction leaves no valid name
         return f'the global {name}' if _GLOBAL_NAME.match(name) else None
     found = re.search(r'Unsupported operand (\d+)', text)
