@@ -42,6 +42,7 @@ keys) with a :class:`CheckpointMismatchError` that names the file, instead
 of MMEngine's ``strict=False`` warnings, which leave the unmatched layers at
 their random initial values.
 """
+import _compat_pickle
 import collections
 import contextlib
 import errno
@@ -151,7 +152,6 @@ def checkpoint_globals():
         (np.dtype, 'numpy.dtype'),
         (HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
         (_checkpoint_getattr, 'builtins.getattr'),
-        (_checkpoint_getattr, '__builtin__.getattr'),  # pickle protocol 2
     ]
     # numpy 2 moved numpy.core to numpy._core: accept both spellings
     for core in ('core', '_core'):
@@ -212,6 +212,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         allowed = _allowed_by_name()
+        # Python 2 names, which pickle protocols 0 to 2 write
+        module, name = _compat_pickle.NAME_MAPPING.get(
+            (module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         full_name = f'{module}.{name}'
         if full_name in allowed:
             return allowed[full_name]
