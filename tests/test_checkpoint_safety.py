@@ -230,6 +230,25 @@ def test_getattr_is_limited_to_history_buffer_statistics(tmp_path):
     assert load_local_checkpoint(str(path))['x'].mean() == 2.0
 
 
+class _CallResultPayload:
+    """Calls what an allowed call returned: HistoryBuffer.mean, got
+    through the allowed getattr."""
+
+    def __reduce__(self):
+        buffer = HistoryBuffer()
+        buffer.update(2.0)
+        return HistoryBuffer.mean, (buffer, )
+
+
+@pytest.mark.parametrize('protocol', [2, 4])
+def test_what_an_allowed_call_returns_is_not_called(tmp_path, protocol):
+    path = tmp_path / 'call.pth'
+    torch.save(dict(x=_CallResultPayload()), path, pickle_protocol=protocol)
+    with pytest.raises(UntrustedCheckpointError,
+                       match='before anything of it ran.*HistoryBuffer.mean'):
+        load_local_checkpoint(str(path))
+
+
 @pytest.mark.skipif(not hasattr(torch.serialization, 'get_safe_globals'),
                     reason='torch without add_safe_globals')
 def test_the_allowlist_is_added_for_the_load_only(tmp_path, trained):

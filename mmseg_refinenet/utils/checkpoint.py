@@ -206,9 +206,15 @@ def globals_in_pickle(data, refused_only=False):
     return list(dict.fromkeys(found))
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the allowlisted globals: torch's
-    weights-only defaults and :func:`checkpoint_globals`."""
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Python's unpickler with the checks of torch's weights-only one.
+
+    Globals resolve only from the allowlist (torch's weights-only defaults
+    and :func:`checkpoint_globals`), and only allowlisted functions and
+    classes are called, instantiated or given a state: an object that an
+    allowlisted call returned is never called in turn.
+    """
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module, name):
         allowed = _allowed_by_name()
@@ -219,7 +225,42 @@ class _RestrictedUnpickler(pickle.Unpickler):
         full_name = f'{module}.{name}'
         if full_name in allowed:
             return allowed[full_name]
+        if not _GLOBAL_NAME.match(full_name):  # a pickle cut in the name
+            raise pickle.UnpicklingError(
+                f'damaged GLOBAL instruction {full_name!r}')
         raise _Refused(f'the global {full_name}')
+
+    def load_reduce(self):
+        _check_allowed(self.stack[-2], 'a call of')
+        super().load_reduce()
+
+    def load_newobj(self):
+        _check_allowed(self.stack[-2], 'an instance of')
+        super().load_newobj()
+
+    def load_newobj_ex(self):
+        _check_allowed(self.stack[-3], 'an instance of')
+        super().load_newobj_ex()
+
+    def _instantiate(self, klass, args):
+        _check_allowed(klass, 'an instance of')
+        super()._instantiate(klass, args)
+
+    def load_build(self):
+        _check_allowed(type(self.stack[-2]), 'the state of a')
+        super().load_build()
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def _check_allowed(obj, what):
+    """Refuse ``obj`` unless it is one of the allowlisted globals."""
+    if id(obj) not in _allowed_ids():
+        name = getattr(obj, '__qualname__', type(obj).__name__)
+        raise _Refused(f'{what} {name}, which is not allowed')
 
 
 @functools.lru_cache(maxsize=None)
@@ -228,6 +269,11 @@ def _allowed_by_name():
     allowed = dict(_get_allowed_globals())
     allowed.update((name, obj) for obj, name in checkpoint_globals())
     return allowed
+
+
+@functools.lru_cache(maxsize=None)
+def _allowed_ids():
+    return frozenset(map(id, _allowed_by_name().values()))
 
 
 class _RestrictedPickle:
@@ -261,7 +307,7 @@ def _weights_only_refusal(err):
         # a byte that is no pickle instruction shows a damaged file
         is_opcode = chr(int(found.group(1))) in pickletools.code2op
         return _RETRY if is_opcode else None
-    found = re.search(r'WeightsUnpickler error: ((Trying to call reduce|'
+    found = re.search(r'WeightsUnpickler error:\s*((Trying to call reduce|'
                       r'Can only build|Can only create)[^\n]*)', text)
     if found:
         return ("an object that torch's weights-only unpickler does not "
@@ -411,7 +457,7 @@ def _short_reason(err):
     """``err`` on one line; of a weights-only load's long message, the
     unpickler's own error."""
     text = str(err)
-    found = re.search(r'WeightsUnpickler error: ([^\n]+)', text)
+    found = re.search(r'WeightsUnpickler error:\s*([^\n]+)', text)
     if found:
         text = found.group(1).split('. Please use')[0]
     return ' '.join(text.split())
