@@ -88,8 +88,8 @@ class UntrustedCheckpointError(RuntimeError):
 
     Attributes:
         filename (str): The file.
-        refused (str): The refused global (``'posix.system'``), or what
-            the weights-only unpickler refused.
+        refused (str): What was refused, e.g. ``'the global
+            posix.system'``.
     """
 
     def __init__(self, filename, refused):
