@@ -126,7 +126,7 @@ def test_training_checkpoint_loads_without_trust(trained):
     through the allowlist, and the states can be restored."""
     path = trained['checkpoint']
     names = globals_in_pickle(_data_pkl(path))
-    assert '__builtin__.getattr' in names  # HistoryBuffer's methods
+    assert 'builtins.getattr' in names  # HistoryBuffer's methods
     assert 'mmengine.logging.history_buffer.HistoryBuffer' in names
     assert any(n.endswith('multiarray._reconstruct') for n in names)
     ckpt = load_local_checkpoint(path)

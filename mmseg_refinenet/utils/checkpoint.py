@@ -186,7 +186,8 @@ def globals_in_pickle(data, refused_only=False):
         for opcode, arg, _ in pickletools.genops(data):
             name, string = opcode.name, None
             if name == 'GLOBAL':
-                found.append(arg.replace(' ', '.'))
+                module, _, attr = arg.partition(' ')
+                found.append(_modern_name(module, attr))
             elif name == 'STACK_GLOBAL' and len(strings) >= 2:
                 found.append(f'{strings[-2]}.{strings[-1]}')
             elif 'UNICODE' in name or name.endswith('GET'):
@@ -206,6 +207,15 @@ def globals_in_pickle(data, refused_only=False):
     return list(dict.fromkeys(found))
 
 
+def _modern_name(module, name):
+    """``'module.name'``, with the Python 2 names that pickle protocols 0
+    to 2 write (``__builtin__``) mapped as pickle maps them."""
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name),
+                                                   (module, name))
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f'{module}.{name}'
+
+
 class _RestrictedUnpickler(pickle._Unpickler):
     """Python's unpickler with the checks of torch's weights-only one.
 
@@ -218,11 +228,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     def find_class(self, module, name):
         allowed = _allowed_by_name()
-        # Python 2 names, which pickle protocols 0 to 2 write
-        module, name = _compat_pickle.NAME_MAPPING.get(
-            (module, name), (module, name))
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        full_name = f'{module}.{name}'
+        full_name = _modern_name(module, name)
         if full_name in allowed:
             return allowed[full_name]
         if not _GLOBAL_NAME.match(full_name):  # a pickle cut in the name
