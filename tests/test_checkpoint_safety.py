@@ -284,6 +284,16 @@ def test_mmengine_and_mmseg_loaders_are_safe(tmp_path, marker, trained):
     assert model.dataset_meta['classes'][1] == 'disc'
 
 
+def test_config_key_must_be_a_bool():
+    from mmengine.config import Config
+
+    from mmseg_refinenet.utils import config_trusts_checkpoint
+    assert config_trusts_checkpoint(Config(dict())) is False
+    assert config_trusts_checkpoint(Config(dict(trust_checkpoint=True)))
+    with pytest.raises(ValueError, match="trust_checkpoint .* got 'yes'"):
+        config_trusts_checkpoint(Config(dict(trust_checkpoint='yes')))
+
+
 # ---- the tools -------------------------------------------------------------
 
 

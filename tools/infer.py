@@ -21,9 +21,9 @@ in the config) unpickles a file one trusts in full.
 
 Wrong arguments (missing or unreadable config or checkpoint, a checkpoint
 that does not fit the model or holds other objects than a checkpoint's, an
-unreadable image, an empty folder) end with a
-one-line ``error: ...`` on stderr and exit code 2 before anything is written;
-every output is written under a temporary name and renamed when complete.
+unreadable image, an empty folder) end with a one-line ``error: ...`` on
+stderr and exit code 2 before anything is written; every output is written
+under a temporary name and renamed when complete.
 Works from any current directory.
 """
 import argparse
