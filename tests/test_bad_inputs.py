@@ -45,6 +45,7 @@ from mmseg.utils import register_all_modules
 
 import mmseg_refinenet  # noqa: F401
 from mmseg_refinenet.utils import (CheckpointMismatchError,
+                                   UntrustedCheckpointError,
                                    load_checkpoint_strict)
 
 register_all_modules()
@@ -337,6 +338,19 @@ def missing_checkpoint(tmp_path):
     load_checkpoint_strict(refinenet(), str(tmp_path / 'nope.pth'))
 
 
+class _PrintOnLoad:
+
+    def __reduce__(self):
+        return print, ('this checkpoint runs code', )
+
+
+def checkpoint_running_code(tmp_path):
+    path = tmp_path / 'runs_code.pth'
+    torch.save(dict(state_dict=refinenet().state_dict(), x=_PrintOnLoad()),
+               path)
+    load_checkpoint_strict(refinenet(), str(path))
+
+
 def not_a_state_dict(tmp_path):
     path = tmp_path / 'optimizer_only.pth'
     torch.save(dict(optimizer=dict(state={}), meta=dict(iter=3)), path)
@@ -590,6 +604,10 @@ CASES = [
          r'truncated\.pth', r'truncated, corrupt or not a torch checkpoint'),
     case('checkpoint-missing', missing_checkpoint, FileNotFoundError,
          OURS_CKPT, r'nope\.pth', r'does not exist'),
+    case('checkpoint-running-code', checkpoint_running_code,
+         UntrustedCheckpointError, OURS_CKPT, r'runs_code\.pth',
+         r'before anything of it ran', r'global builtins\.print',
+         r'--trust-checkpoint'),
     case('checkpoint-without-weights', not_a_state_dict,
          CheckpointMismatchError, OURS_CKPT, r'optimizer_only\.pth',
          r'not model weights', r"expected an MMEngine checkpoint"),
