@@ -63,6 +63,7 @@ OURS_BLOCKS = 'mmseg_refinenet/models/blocks/refinenet_blocks.py'
 OURS_MULTI = 'mmseg_refinenet/models/backbones/multi_scale_backbone.py'
 OURS_DATASET = 'mmseg_refinenet/datasets/base_dataset.py'
 OURS_CKPT = 'mmseg_refinenet/utils/checkpoint.py'
+OURS_STRICT = 'mmseg_refinenet/utils/strict_loading.py'
 TORCH_CONV = 'torch/nn/modules/conv.py'
 TORCH_FUNCTIONAL = 'torch/nn/functional.py'
 MMSEG_PREPROCESSOR = 'mmseg/models/data_preprocessor.py'
@@ -593,12 +594,12 @@ CASES = [
          r'not a readable image'),
     # -- a checkpoint of another model, a corrupt or missing one
     case('checkpoint-other-num-classes', other_num_classes,
-         CheckpointMismatchError, OURS_CKPT, r'r18_5cls\.pth',
+         CheckpointMismatchError, OURS_STRICT, r'r18_5cls\.pth',
          r'2 keys have another shape',
          r'decode_head\.conv_seg\.weight: \(5, 8, 3, 3\) in the checkpoint, '
          r'\(3, 8, 3, 3\) in the model', r'must come from the same config'),
     case('checkpoint-other-model', other_model, CheckpointMismatchError,
-         OURS_CKPT, r'frrn\.pth', r'keys are missing \(e\.g\. backbone\.',
+         OURS_STRICT, r'frrn\.pth', r'keys are missing \(e\.g\. backbone\.',
          r'keys are not in the model', r'same config'),
     case('checkpoint-corrupt', corrupt_checkpoint, RuntimeError, OURS_CKPT,
          r'truncated\.pth', r'truncated, corrupt or not a torch checkpoint'),
@@ -609,7 +610,7 @@ CASES = [
          r'before anything of it ran', r'global builtins\.print',
          r'--trust-checkpoint'),
     case('checkpoint-without-weights', not_a_state_dict,
-         CheckpointMismatchError, OURS_CKPT, r'optimizer_only\.pth',
+         CheckpointMismatchError, OURS_STRICT, r'optimizer_only\.pth',
          r'not model weights', r"expected an MMEngine checkpoint"),
 ]
 

@@ -100,9 +100,9 @@ def load_weights(model, checkpoint, config_path='<config>', trust=False):
             than a checkpoint's types (and is not trusted), holds no
             weights, or its weights do not fit ``model``.
     """
-    from mmseg_refinenet.utils.checkpoint import (CheckpointMismatchError,
-                                                  load_checkpoint_strict,
-                                                  trusted_checkpoints)
+    from mmseg_refinenet.utils.checkpoint import trusted_checkpoints
+    from mmseg_refinenet.utils.strict_loading import (
+        CheckpointMismatchError, load_checkpoint_strict)
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise SegmentorLoadError(
             f'checkpoint file {checkpoint!r} does not exist; expected a .pth '
