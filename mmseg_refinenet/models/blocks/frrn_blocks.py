@@ -15,7 +15,7 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
-from ..utils.window_max_pool import window_max_pool2d
+from ..utils.max_pooling import window_max_pool2d
 
 
 def _check_positive_int(value, name, owner):
