@@ -22,6 +22,7 @@ OLDEST_STACK_TESTS=(
   tests/test_frrn_configs.py
   tests/test_released_configs.py
   tests/test_model_index.py
+  tests/test_package.py
   tests/test_bad_inputs.py
   tests/test_checkpoint_loading.py
   tests/test_kill_resume.py
