@@ -32,7 +32,12 @@ def load_torch_file(path):
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: no such file')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with warnings.catch_warnings():
+            # torch 2.1's weights-only unpickler warns about its own use of
+            # TypedStorage
+            warnings.filterwarnings('ignore', 'TypedStorage is deprecated',
+                                    UserWarning)
+            return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # noqa: B902  (garbage raises anything)
         if not isinstance(err, pickle.UnpicklingError):
             raise ValueError(f'{path}: not a readable torch checkpoint '
