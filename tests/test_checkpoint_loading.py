@@ -27,8 +27,9 @@ def test_full_mmengine_checkpoint_loads(tmp_path):
         state_dict=dict(w=torch.ones(2)),
         optimizer=dict(state={}, param_groups=[dict(lr=0.01)]))
     torch.save(ckpt, path)
-    with pytest.raises(Exception):
-        torch.load(path)  # what MMEngine 0.10.7 would call
+    if torch.__version__ >= '2.6':  # torch.load's weights_only default
+        with pytest.raises(Exception):
+            torch.load(path)  # what MMEngine 0.10.7 would call
     loaded = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
     assert loaded['meta']['iter'] == 10
     assert np.array_equal(loaded['meta']['history'], np.arange(4))
