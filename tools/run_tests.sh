@@ -7,8 +7,10 @@
 #   bash tools/run_tests.sh --stack oldest [pytest args]
 #       the model, config, tool, converter and resume tests on the oldest
 #       supported stack (torch 2.1.2), in a virtual environment of their own
-#       ($OLDEST_VENV, default .venvs/oldest), created and installed the
-#       first time (tools/install.sh --stack oldest) and reused after
+#       ($OLDEST_VENV, default ~/.cache/mmseg_refinenet/venv-oldest, outside
+#       the repository so that tests copying the checkout leave it out),
+#       created and installed the first time (tools/install.sh --stack
+#       oldest) and reused after
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,9 +48,10 @@ case "$stack" in
   *) echo "run_tests.sh: --stack must be newest or oldest, got '$stack'" >&2; exit 2 ;;
 esac
 if [ "$stack" = oldest ]; then
-  venv=${OLDEST_VENV:-.venvs/oldest}
+  venv=${OLDEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mmseg_refinenet/venv-oldest}
   if [ ! -x "$venv/bin/python" ]; then
     echo "[tests] creating $venv (Python 3.11) for the oldest stack"
+    mkdir -p "$(dirname "$venv")"
     "${PYTHON:-python3}" -m venv "$venv"
   fi
   PYTHON="$venv/bin/python" bash tools/install.sh --stack oldest --tests
