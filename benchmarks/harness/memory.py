@@ -1,6 +1,12 @@
 """Training memory without training: estimates on fake tensors, and the
 bytes that one call keeps alive for the backward pass."""
 import contextlib
+import gc
+import weakref
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from .measure import make_input, make_seg_samples, step_optimizer
 from .segmentors import BenchmarkError, build_model, num_classes, set_with_cp
@@ -133,10 +139,16 @@ def kept_bytes(fn, *tracked):
         *tracked: Modules and tensors that exist before ``fn()`` (passed to
             ``MemTracker.track_external``).
 
+    Without ``MemTracker`` (PyTorch < 2.5) the same is counted from the
+    operators' outputs (:class:`_NewStorageMode`).
+
     Returns:
         tuple: ``fn()``'s result and the bytes (int).
     """
-    from torch.distributed._tools.mem_tracker import MemTracker
+    try:
+        from torch.distributed._tools.mem_tracker import MemTracker
+    except ImportError:
+        return _kept_bytes_from_outputs(fn)
     tracker = MemTracker()
     tracker.track_external(*tracked)
 
@@ -148,3 +160,54 @@ def kept_bytes(fn, *tracked):
         before = total()
         out = fn()
         return out, total() - before
+
+
+class _NewStorageMode(TorchDispatchMode):
+    """Records, as weak references, the operators' output tensors whose
+    storage the operator allocated (not one of its inputs' storages, as
+    views and in-place operators return)."""
+
+    def __init__(self):
+        super().__init__()
+        self.new_storages = set()
+        self.outputs = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        inputs = {
+            _storage_key(t)
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor)
+        }
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                key = _storage_key(t)
+                if key not in inputs:
+                    self.new_storages.add(key)
+                self.outputs.append(weakref.ref(t))
+        return out
+
+
+def _storage_key(t):
+    storage = t.untyped_storage()
+    return storage.device, storage.data_ptr()
+
+
+def _kept_bytes_from_outputs(fn):
+    """:func:`kept_bytes` without ``MemTracker``: the bytes of the storages
+    that operators allocated during ``fn()`` and that a live tensor still
+    uses (autograd keeps a tensor's Python object alive while it keeps the
+    tensor)."""
+    mode = _NewStorageMode()
+    with mode:
+        out = fn()
+    gc.collect()
+    kept = {}
+    for ref in mode.outputs:
+        t = ref()
+        if t is not None:
+            key = _storage_key(t)
+            if key in mode.new_storages and key[1] != 0:
+                kept[key] = t.untyped_storage().nbytes()
+    return out, sum(kept.values())

@@ -2,7 +2,7 @@
 peaks of known GPUs that bound its time."""
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
+from torch.utils._pytree import tree_flatten
 
 from .measure import autocast, make_input, prepare
 
@@ -36,7 +36,7 @@ class _TrafficMode(TorchDispatchMode):
                 ('empty', 'detach', 'alias', 'lift_fresh')):
             return out
         for tree in (args, kwargs, out):
-            for t in tree_leaves(tree):
+            for t in tree_flatten(tree)[0]:
                 if isinstance(t, torch.Tensor):
                     self.bytes += t.numel() * t.element_size()
         return out

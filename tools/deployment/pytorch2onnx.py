@@ -73,9 +73,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--exporter',
         choices=['dynamo', 'torchscript'],
-        default='dynamo',
+        default=None,
         help="torch.onnx exporter: 'dynamo' (torch.export; torch's "
-        "default) or 'torchscript' (legacy tracer, faster to export)")
+        "default; torch >= 2.6) or 'torchscript' (legacy tracer, faster to "
+        "export). Default: 'dynamo' where torch has it, else 'torchscript'")
     parser.add_argument(
         '--opset', type=int, default=None, help='ONNX opset version')
     parser.add_argument(
@@ -140,9 +141,18 @@ def metadata(cfg, model, args):
 
 
 def run(args):
-    check_args(args)
     if importlib.util.find_spec('mmseg_refinenet') is None:
         sys.path.insert(0, REPO_ROOT)
+    from mmseg_refinenet.deployment import (DEFAULT_EXPORTER,
+                                            dynamo_exporter_available)
+    if args.exporter is None:
+        args.exporter = DEFAULT_EXPORTER
+    elif args.exporter == 'dynamo' and not dynamo_exporter_available():
+        import torch
+        raise ExportError('--exporter dynamo needs torch >= 2.6 (this is '
+                          f'torch {torch.__version__}); use --exporter '
+                          'torchscript')
+    check_args(args)
     import torch
 
     from mmseg_refinenet.apis import SegmentorLoadError, load_segmentor
