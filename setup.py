@@ -1,81 +1,67 @@
-"""Installs ``mmseg_refinenet``, the RefineNet / FRRN plugin for MMSeg 1.x.
+"""The one step of the build that pyproject.toml cannot declare: copy the
+model index, the configs and the user tools into ``mmseg_refinenet/.mim``
+before a wheel is built, as MMSegmentation does, so that ``mim search
+mmseg_refinenet`` and ``mim train mmseg_refinenet CONFIG`` find them in a
+regular install. Everything else (metadata, dependencies, package data) is
+in pyproject.toml.
 
-Only what MMSegmentation 1.2.2 itself requires is pinned: mmcv must be a
-*full* build (with ``mmcv._ext``) in ``[2.0.0rc4, 2.2.0)`` and mmengine below
-1.0. torch is deliberately not listed so that pip never replaces the torch
-build (CPU or CUDA) that is already installed.
+The sdist carries these files at the top level (MANIFEST.in lists the same
+set), so a wheel built from the sdist, as ``python -m build`` does, gets the
+same ``.mim`` as one built from the repository.
 """
 import os
 import os.path as osp
 import shutil
 import sys
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('model-index.yml', 'configs', 'tools')
-
-
-def read_version():
-    namespace = {}
-    with open(osp.join(osp.dirname(__file__), 'mmseg_refinenet',
-                       'version.py')) as f:
-        exec(f.read(), namespace)
-    return namespace['__version__']
+# relative to the repository root; MANIFEST.in lists the same files
+MIM_FILES = (
+    'model-index.yml',
+    'configs',
+    'tools/train.py',
+    'tools/test.py',
+    'tools/infer.py',
+    'tools/dist_train.sh',
+    'tools/dist_test.sh',
+    'tools/model_converters',
+    'tools/dataset_converters',
+    'tools/deployment',
+    'tools/analysis/plot_curves.py',
+)
+# the setup.py commands that build a wheel or install without one
+BUILD_COMMANDS = ('bdist_wheel', 'build', 'build_py', 'install')
 
 
 def add_mim_extension():
-    """Copy ``model-index.yml``, ``configs`` and ``tools`` into
-    ``mmseg_refinenet/.mim`` when a wheel or sdist is built, as MMSeg does,
-    so that ``mim search mmseg_refinenet`` and ``mim train mmseg_refinenet``
-    find them in a regular install. Editable installs leave the package
-    untouched (mim cannot locate an editable package; use the repository's
-    files directly)."""
-    if not any(cmd in sys.argv
-               for cmd in ('bdist_wheel', 'sdist', 'install', 'build')):
+    """Fill ``mmseg_refinenet/.mim`` with :data:`MIM_FILES` for a wheel (or
+    a legacy install). Editable installs and sdists leave it alone (mim
+    cannot find an editable package; use the repository's files)."""
+    if not any(cmd in sys.argv for cmd in BUILD_COMMANDS):
         return
+    missing = [name for name in MIM_FILES
+               if not osp.exists(osp.join(HERE, name))]
+    if missing:
+        raise FileNotFoundError(
+            f'cannot build mmseg_refinenet/.mim: {", ".join(missing)} '
+            f'missing under {HERE}. Build from a clone of the repository '
+            'or from its sdist (MANIFEST.in puts them there).')
     mim_dir = osp.join(HERE, 'mmseg_refinenet', '.mim')
     if osp.isdir(mim_dir):
         shutil.rmtree(mim_dir)
-    os.makedirs(mim_dir)
     for name in MIM_FILES:
         src = osp.join(HERE, name)
+        dst = osp.join(mim_dir, name)
+        os.makedirs(osp.dirname(dst), exist_ok=True)
         if osp.isdir(src):
             shutil.copytree(
-                src,
-                osp.join(mim_dir, name),
-                ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
-        elif osp.isfile(src):
-            shutil.copyfile(src, osp.join(mim_dir, name))
+                src, dst,
+                ignore=shutil.ignore_patterns('__pycache__', '*.py[cod]'))
+        else:
+            shutil.copyfile(src, dst)
 
 
 add_mim_extension()
-
-setup(
-    name='mmseg-refinenet',
-    version=read_version(),
-    description='RefineNet and FRRN for MMSegmentation 1.x',
-    long_description=open('README.md', encoding='utf-8').read(),
-    long_description_content_type='text/markdown',
-    packages=find_packages(include=['mmseg_refinenet', 'mmseg_refinenet.*']),
-    package_data={
-        'mmseg_refinenet':
-        ['.mim/model-index.yml', '.mim/configs/**/*', '.mim/tools/**/*']
-    },
-    python_requires='>=3.8',
-    install_requires=[
-        'mmsegmentation>=1.0.0,<2.0.0',
-        'mmcv>=2.0.0rc4,<2.2.0',
-        'mmengine>=0.7.0,<1.0.0',
-    ],
-    extras_require={
-        'tests': [
-            'pytest', 'h5py', 'scipy', 'onnx', 'onnxruntime', 'onnxscript',
-            'model-index'
-        ],
-        'onnx': ['onnx', 'onnxruntime', 'onnxscript'],
-        'converters': ['h5py', 'scipy'],  # NYUDv2 / SUN RGB-D .mat files
-    },
-    license='Apache License 2.0',
-    zip_safe=False,
-)
+setup()

@@ -1,4 +1,4 @@
-"""Benchmark of issue 7: RefineNet and FRRN against MMSeg's models.
+"""Benchmark: RefineNet and FRRN against MMSeg's models.
 
 Runs, in one process and on the same random inputs, RefineNet-R101
 (4-cascaded), RefineNet-R50, Light-Weight RefineNet-R101, FRRN A, FRRN B
@@ -49,7 +49,7 @@ Examples::
     # a smoke test of the whole list at 64x128
     python benchmarks/benchmark_models.py --quick
 
-Measurement details: ``mmseg_refinenet/utils/benchmark.py``.
+Measurement details: ``benchmarks/harness/`` (``measure.py``, ``roofline.py``).
 """
 import argparse
 import datetime
@@ -63,11 +63,13 @@ import statistics
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(HERE)
+for path in (REPO, HERE):  # the plugin and the harness, without install
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
-from mmseg_refinenet.utils.cli import (  # noqa: E402
+from harness.cli import (  # noqa: E402
     OneLineArgumentParser, fail, positive_float, positive_int, resolve_device,
     silence_library_notices)
 
@@ -110,7 +112,7 @@ MODEL_TABLE = {
         'mmseg::unet/unet-s5-d16_fcn_4xb4-160k_cityscapes-512x1024.py', None),
 }
 REFERENCE = 'deeplabv3_r101'
-# FRRN B trains at 1024x2048 with batch 1 (the with_cp goal of issue 7)
+# FRRN B trains at 1024x2048 with batch 1 (the with_cp goal)
 FRRN_B_FULL = (1024, 2048)
 
 COMPILE_MODES = ['default', 'reduce-overhead', 'max-autotune',
@@ -348,11 +350,11 @@ def set_up_run(args):
     init_default_scope('mmseg')
 
     import mmseg_refinenet  # noqa: F401  (registers our modules)
-    bm = benchmark()
+    from harness import segmentors
     for model in args.models:
         try:
-            bm.resolve_config(config_path(model['config']))
-        except bm.BenchmarkError as e:
+            segmentors.resolve_config(config_path(model['config']))
+        except segmentors.BenchmarkError as e:
             fail(str(e))
     device = resolve_device(args.device)
     if args.threads:
@@ -563,18 +565,13 @@ def find_reference(results, record, label):
 
 
 def error_text(error):
-    bm = benchmark()
-    if isinstance(error, bm.BudgetExceeded):
+    from harness import measure
+    if isinstance(error, measure.BudgetExceeded):
         return f'time budget exceeded ({error})'
-    if bm.is_oom(error):
+    if measure.is_oom(error):
         return f'out of memory: {str(error).strip().splitlines()[0][:200]}'
     text = str(error).strip().splitlines()
     return f'{type(error).__name__}: {text[0][:300] if text else ""}'
-
-
-def benchmark():
-    from mmseg_refinenet.utils import benchmark as bm
-    return bm
 
 
 # --------------------------------------------------------------------------
@@ -599,7 +596,7 @@ class Runner:
     def measure(self, what, fn, record, budget=None):
         """Runs ``fn(deadline)`` within the budget (``--budget``);
         errors go to record."""
-        bm = benchmark()
+        from harness import measure
         left = self.time_left()
         if left <= 0:
             record['errors'][what] = TIME_LIMIT_REACHED
@@ -611,23 +608,24 @@ class Runner:
         # leaves twice the budget, but never runs 10 s past --time-limit
         hard_stop = min(2 * budget, left) + 10
         try:
-            with bm.time_limit(hard_stop):
+            with measure.time_limit(hard_stop):
                 return fn(deadline)
-        except (Exception, bm.BudgetExceeded) as e:
+        except (Exception, measure.BudgetExceeded) as e:
             reason = error_text(e)
         record['errors'][what] = reason
         progress(f'    {what}: {reason}')
-        bm.free_memory(self.device)
+        measure.free_memory(self.device)
         return None
 
     def lowp_skip_reason(self, dtype, channels_last):
         """Why a bf16 / fp16 measurement on the CPU is skipped, or None."""
+        from harness import measure
         if self.cuda or dtype == 'fp32' or self.args.force_lowp:
             return None
         key = (dtype, channels_last)
         if key not in self.lowp_slowdown:
             try:
-                self.lowp_slowdown[key] = benchmark().cpu_lowp_slowdown(
+                self.lowp_slowdown[key] = measure.cpu_lowp_slowdown(
                     dtype, channels_last)
             except Exception as e:
                 return f'{dtype} autocast fails on this CPU: {error_text(e)}'
@@ -642,7 +640,7 @@ class Runner:
         return None
 
     def run_group(self, index, total, group):
-        bm = benchmark()
+        from harness import measure, segmentors
         args = self.args
         model_info = group['model']
         h, w = group['shape']
@@ -656,22 +654,25 @@ class Runner:
             return
         progress(f'{tag}: building the model')
         try:
-            cfg = bm.load_config(config_path(model_info['config']),
-                                 args.num_classes)
-            model = bm.build_model(cfg, model_info['config'], self.device,
-                                   value_checks=args.value_checks)
+            cfg = segmentors.load_config(config_path(model_info['config']),
+                                         args.num_classes)
+            model = segmentors.build_model(cfg,
+                                           model_info['config'],
+                                           self.device,
+                                           value_checks=args.value_checks)
         except Exception as e:
             for rec in records:
                 self.finish(skip(rec, f'cannot build: {error_text(e)}'), tag)
             return
-        initial = bm.snapshot_state(model)
-        common = dict(model_arch=bm.model_name(model),
-                      params_m=bm.count_params(model))
+        initial = segmentors.snapshot_state(model)
+        common = dict(model_arch=segmentors.model_name(model),
+                      params_m=segmentors.count_params(model))
         progress(f'{tag}: {common["params_m"]:.2f} M parameters')
         if group['suite'] != 'with_cp':
             flops_rec = dict(errors={})
             gflops = self.measure(
-                'flops', lambda d: bm.count_flops(model, (h, w), self.device),
+                'flops', lambda d: measure.count_flops(model,
+                                                       (h, w), self.device),
                 flops_rec)
             common['gflops'] = gflops
             if gflops is not None:
@@ -702,18 +703,18 @@ class Runner:
             elif rec['with_cp'] is None:
                 self.run_main(model, rec, vtag, costs)
             else:
-                bm.set_with_cp(model, rec['with_cp'])
+                segmentors.set_with_cp(model, rec['with_cp'])
                 self.run_train(model, rec, vtag)
             self.finish(rec, vtag)
 
     def run_main(self, model, rec, tag, costs):
-        bm = benchmark()
+        from harness import measure
         args = self.args
         shape = tuple(rec['shape'])
         dtype, cl = rec['dtype'], rec['channels_last']
         progress(f'{tag}: latency (batch 1)')
         times = self.measure(
-            'latency', lambda d: bm.measure_inference(
+            'latency', lambda d: measure.measure_inference(
                 model, shape, 1, args.warmup, args.repeats, self.device,
                 dtype, cl, d), rec)
         if times:
@@ -728,7 +729,7 @@ class Runner:
             sweep = None
             if batches:
                 sweep = self.measure(
-                    'throughput', lambda d: bm.best_throughput(
+                    'throughput', lambda d: measure.best_throughput(
                         model, shape, batches, args.warmup, args.repeats,
                         self.device, dtype, cl, d), rec)
             one = 1000.0 / rec['latency_ms']
@@ -762,11 +763,11 @@ class Runner:
         and the compiled one's roofline figures from the eager forward's
         FLOPs and memory traffic (those of the operators; fusion moves
         fewer bytes, so the bound is that of the unfused graph)."""
-        bm = benchmark()
+        from harness import measure
         args = self.args
         shape = tuple(rec['shape'])
         eager = self.measure(
-            'eager latency', lambda d: bm.measure_inference(
+            'eager latency', lambda d: measure.measure_inference(
                 model, shape, 1, args.warmup, args.repeats, self.device,
                 rec['dtype'], rec['channels_last'], d), rec)
         if eager:
@@ -776,7 +777,7 @@ class Runner:
         progress(f'{tag}: compiling ({args.compile_backend}, '
                  f'{rec["compile"]}), latency (batch 1)')
         times = self.measure(
-            'latency', lambda d: bm.measure_inference(
+            'latency', lambda d: measure.measure_inference(
                 model, shape, 1, rec['warmup'], args.repeats, self.device,
                 rec['dtype'], rec['channels_last'], d,
                 compile_mode=rec['compile'],
@@ -795,13 +796,13 @@ class Runner:
         """The roofline figures of ``rec`` from the FLOPs and memory
         traffic of one eager forward, counted once per dtype of the group
         (``costs``)."""
-        bm = benchmark()
+        from harness import roofline
         dtype = rec['dtype']
         cost = costs.get(dtype)
         if cost is None:
             progress(f'{tag}: FLOPs and memory traffic of one forward')
             cost = self.measure(
-                'roofline', lambda d: bm.forward_cost(
+                'roofline', lambda d: roofline.forward_cost(
                     model, tuple(rec['shape']), self.device, dtype,
                     rec['channels_last']), rec)
             costs[dtype] = cost
@@ -809,11 +810,11 @@ class Runner:
             self.add_roofline(rec, cost)
 
     def run_train(self, model, rec, tag):
-        bm = benchmark()
+        from harness import measure
         args = self.args
         progress(f'{tag}: training steps (batch {rec["train_batch"]})')
         result = self.measure(
-            'train', lambda d: bm.measure_training(
+            'train', lambda d: measure.measure_training(
                 model, tuple(rec['shape']), rec['train_batch'], args.warmup,
                 args.repeats, self.device, rec['dtype'],
                 rec['channels_last'], d), rec)
@@ -826,7 +827,7 @@ class Runner:
                      f'peak memory {mem:.0f} MB')
 
     def add_roofline(self, rec, cost):
-        bm = benchmark()
+        from harness import roofline
         rec['fwd_flops'] = cost['flops']
         rec['fwd_bytes'] = cost['bytes']
         if rec['latency_ms'] is None:
@@ -834,8 +835,8 @@ class Runner:
         seconds = rec['latency_ms'] / 1000.0
         rec['achieved_tflops'] = cost['flops'] / seconds / 1e12
         rec['achieved_gbs'] = cost['bytes'] / seconds / 1e9
-        peaks = bm.device_peaks(rec['device'] if self.cuda else None,
-                                rec['dtype'])
+        peaks = roofline.device_peaks(rec['device'] if self.cuda else None,
+                                      rec['dtype'])
         if peaks is not None:
             rec['peak_tflops'], rec['peak_gbs'] = peaks
             rec['bound_ms'] = 1000.0 * max(cost['flops'] / (peaks[0] * 1e12),
@@ -874,18 +875,18 @@ def default_out(device_label, quick):
 
 def main(argv=None):
     args = parse_args(argv)
-    bm = benchmark()
+    from harness import machine, measure
     device = set_up_run(args)
     if args.max_batch is None:
         args.max_batch = 64 if device == 'cuda' else 4
     if args.budget is None:
         args.budget = 120.0 if device == 'cuda' else 300.0
 
-    env = bm.environment(device, REPO, check_dirty=not args.no_git_status)
+    env = machine.environment(device, REPO, check_dirty=not args.no_git_status)
     env['command'] = shlex.join(['python'] + sys.argv)
     env['value_checks'] = args.value_checks
     if device == 'cpu' and not args.no_memory_cap:
-        cap = bm.limit_cpu_memory()
+        cap = measure.limit_cpu_memory()
         if cap:
             progress(f'address space capped at {cap / 2**30:.1f} GiB')
     out = args.out or default_out(
@@ -900,7 +901,7 @@ def main(argv=None):
     runner = Runner(args, env, results, device)
     for i, group in enumerate(groups, 1):
         runner.run_group(i, len(groups), group)
-        bm.free_memory(device)  # the group's model is gone now
+        measure.free_memory(device)  # the group's model is gone now
     counts = {}
     for rec in results.records:
         counts[rec['status']] = counts.get(rec['status'], 0) + 1

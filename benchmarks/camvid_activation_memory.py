@@ -1,10 +1,10 @@
 """Estimate the training activation memory of the five CamVid models.
 
-For the GPU plan of issue 6 (``docs/gpu_runbook.md``: the five models of
-``configs/camvid/`` train at the same time on one GPU): the bytes of the
-tensors that one training forward pass (``mode='loss'`` in train mode,
-random labels) leaves alive for the backward pass, followed storage by
-storage by PyTorch's ``MemTracker`` (so the inputs that gradient
+For ``benchmarks/camvid_experiment.py``, which trains the five models of
+``configs/camvid/`` at the same time on one GPU (will they fit?): the
+bytes of the tensors that one training forward pass (``mode='loss'`` in
+train mode, random labels) leaves alive for the backward pass, followed
+storage by storage by PyTorch's ``MemTracker`` (so the inputs that gradient
 checkpointing keeps count too, which ``saved_tensors_hooks`` do not see),
 at ``--batch`` and the padded 360x480 crop (384x480, ``--shape``), in
 fp32 on the CPU, then scaled to batch 8. Weights, gradients, optimiser
@@ -18,17 +18,18 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools', 'device'))
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 from camvid_experiment import MODELS  # noqa: E402
+from harness import segmentors  # noqa: E402
+from harness.measure import make_seg_samples  # noqa: E402
+from harness.memory import kept_bytes  # noqa: E402
 
 import mmseg_refinenet  # noqa: E402,F401 (registers the models)
-from mmseg_refinenet.utils.benchmark import (  # noqa: E402
-    kept_bytes, make_seg_samples)
-from mmseg.registry import MODELS as REGISTRY  # noqa: E402
 
 
 def kept_by_loss(model, batch, shape=(384, 480)):
@@ -56,9 +57,9 @@ def main(argv=None):
     total = 0.0
     print(f'{"model":28s} {"params (M)":>10s} {"batch 8, fp32 (GiB)":>20s}')
     for _, name, config in MODELS:
-        cfg = Config.fromfile(osp.join(REPO, config))
+        cfg = segmentors.load_config(osp.join(REPO, config))
         cfg.model.pop('data_preprocessor', None)
-        model = REGISTRY.build(cfg.model).train()
+        model = segmentors.build_model(cfg, config, 'cpu').train()
         params = sum(p.numel() for p in model.parameters()) / 1e6
         kept = kept_by_loss(model, args.batch, tuple(args.shape))
         gib = kept * 8 / args.batch / 2**30

@@ -43,13 +43,14 @@ import statistics
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(HERE)
+for path in (REPO, HERE):  # the plugin and the harness, without install
+    if path not in sys.path:
+        sys.path.insert(0, path)
 from benchmark_models import Results  # noqa: E402
 
-from mmseg_refinenet.utils.cli import (  # noqa: E402
+from harness.cli import (  # noqa: E402
     OneLineArgumentParser, fail, silence_library_notices)
 
 silence_library_notices()
@@ -94,7 +95,7 @@ def build_cases(size, device):
     """(name, module, inputs builder, shape) of every module to check."""
     import torch
     from mmseg.registry import MODELS
-    from mmseg_refinenet.utils import benchmark as bm
+    from harness import measure, segmentors
 
     if size == 'small':
         head = MODELS.build(SMALL_HEAD)
@@ -140,24 +141,26 @@ def build_cases(size, device):
         h, w = image
         feats = [torch.rand(2, c, h // 4 // 2**i, w // 4 // 2**i,
                             device=device) for i, c in enumerate(widths)]
-        return ([f.contiguous(memory_format=bm.memory_format(channels_last))
-                 for f in feats], )
+        return ([
+            f.contiguous(memory_format=measure.memory_format(channels_last))
+            for f in feats
+        ], )
 
     def images(shape):
         def make(channels_last):
-            return (bm.make_input(2, shape, device, channels_last), )
+            return (measure.make_input(2, shape, device, channels_last), )
         return make
 
     cases = [('head', head, features, image),
              ('frrn', FRRNThenHead(), images(frrn_image), frrn_image)]
     for name, config, shape, backbone in models:
-        cfg = bm.load_config(osp.join(REPO, config), 19)
+        cfg = segmentors.load_config(osp.join(REPO, config), 19)
         if backbone is not None:  # a narrow FRRN of the same structure
             cfg.model.backbone = backbone
             cfg.model.decode_head.update(in_channels=8, channels=8)
         # with the value checks of a user's model: whether they break the
         # graph is one of the questions
-        model = bm.build_model(cfg, config, device, value_checks=True)
+        model = segmentors.build_model(cfg, config, device, value_checks=True)
         cases.append((name, _tensor_mode(model), images(shape), shape))
     return [(n, m.to(device), f, s) for n, m, f, s in cases]
 
@@ -167,13 +170,13 @@ def loss_case(device):
     import torch
     from mmseg.registry import MODELS
 
-    from mmseg_refinenet.utils import benchmark as bm
+    from harness import measure
     backbone = MODELS.build(SMALL_FRRN).to(device)
     head = MODELS.build(dict(
         type='FRRNHead', in_channels=8, channels=8, num_classes=3,
         loss_decode=dict(type='BootstrappedCrossEntropyLoss',
                          k=512))).to(device)
-    samples = bm.make_seg_samples(2, (64, 64), 3, device)
+    samples = measure.make_seg_samples(2, (64, 64), 3, device)
 
     class Loss(torch.nn.Module):
 
@@ -186,7 +189,7 @@ def loss_case(device):
             return sum(v for k, v in losses.items() if 'loss' in k)
 
     def make(channels_last):
-        return (bm.make_input(2, (64, 64), device, channels_last), )
+        return (measure.make_input(2, (64, 64), device, channels_last), )
 
     return ('frrn-loss', Loss(), make, (64, 64))
 
@@ -241,14 +244,14 @@ def gradient_cases(device):
 
 def check_gradients(name, module, inputs, ours, env, backend='inductor'):
     """The record of one compiled-gradient comparison."""
-    from mmseg_refinenet.utils import benchmark as bm
+    from harness import compile_check
     record = dict(env, suite='compile-grads', model=name, mode='train',
                   dtype='fp32', channels_last=False, with_cp=False,
                   shape=list(inputs[0].shape[-2:]),
                   backend=getattr(backend, '__name__', str(backend)),
                   ours=ours, tolerance=GRAD_TOLERANCE)
     try:
-        result = bm.compiled_gradient_error(module, inputs, backend)
+        result = compile_check.compiled_gradient_error(module, inputs, backend)
     except Exception as e:  # e.g. no C++ compiler for Inductor
         return dict(record, status='error',
                     reason=f'{type(e).__name__}: {e}'[:300])
@@ -265,13 +268,14 @@ def check(name, module, make_inputs, shape, mode, dtype, channels_last,
           with_cp, device, speed, env):
     import torch
 
-    from mmseg_refinenet.utils import benchmark as bm
+    from harness import compile_check, measure, segmentors
     module.train(mode == 'train')
-    bm.set_with_cp(module, with_cp)
-    bm.prepare(module, channels_last)
+    segmentors.set_with_cp(module, with_cp)
+    measure.prepare(module, channels_last)
     inputs = make_inputs(channels_last)
-    with bm.autocast(device, dtype), torch.set_grad_enabled(mode == 'train'):
-        result = bm.graph_breaks(module, *inputs)
+    with measure.autocast(device,
+                          dtype), torch.set_grad_enabled(mode == 'train'):
+        result = compile_check.graph_breaks(module, *inputs)
     record = dict(env, suite='compile', status='ok', reason=None,
                   model=name, mode=mode, dtype=dtype,
                   channels_last=channels_last, with_cp=with_cp,
@@ -289,13 +293,13 @@ def compile_speed(module, inputs, device, dtype, repeats=10):
     import torch
     import torch._dynamo as dynamo
 
-    from mmseg_refinenet.utils import benchmark as bm
+    from harness import measure
 
     def timer(fn):
         def run():
-            with torch.no_grad(), bm.autocast(device, dtype):
+            with torch.no_grad(), measure.autocast(device, dtype):
                 fn(*inputs)
-        return statistics.median(bm.timed(run, 3, repeats, device))
+        return statistics.median(measure.timed(run, 3, repeats, device))
 
     eager = timer(module)
     dynamo.reset()
@@ -355,7 +359,7 @@ def main(argv=None):
     import torch
 
     import mmseg_refinenet  # noqa: F401
-    from mmseg_refinenet.utils import benchmark as bm
+    from harness import machine
     device = args.device
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -365,7 +369,7 @@ def main(argv=None):
             fail(f'--grads-backend: {args.grads_backend!r} is not a '
                  'torch.compile backend (for instance: '
                  f'{", ".join(dynamo.list_backends())})')
-    env = bm.environment(device, REPO, check_dirty=False)
+    env = machine.environment(device, REPO, check_dirty=False)
     env['command'] = ' '.join(['python'] + sys.argv)
     results = Results(args.out)  # written after every case
 

@@ -18,7 +18,7 @@ import statistics
 import torch
 
 from mmseg_refinenet.models.blocks import ChainedResidualPooling
-from mmseg_refinenet.utils.benchmark import timed
+from harness.measure import timed
 
 
 def main(argv=None):

@@ -1,13 +1,13 @@
 """Estimate the peak training memory of the benchmark's models, anywhere.
 
-The memory goals of issue 7 are GPU figures at sizes a CPU cannot train
-at (512x1024, batch 2; FRRN B at 1024x2048). This script estimates them
-on any machine in seconds per model: it runs two training steps of each
-model on fake tensors (shapes, no data, no arithmetic) under PyTorch's
-``MemTracker`` and records the peak, what it is made of (weights,
-gradients, optimiser state, activations) and which modules keep the
-activations (:func:`mmseg_refinenet.utils.benchmark.estimate_training_memory`
-says what the estimate leaves out). The GPU run of
+The memory goals of ``docs/benchmarks.md`` are GPU figures at sizes a CPU
+cannot train at (512x1024, batch 2; FRRN B at 1024x2048). This script
+estimates them on any machine in seconds per model: it runs two training
+steps of each model on fake tensors (shapes, no data, no arithmetic)
+under PyTorch's ``MemTracker`` and records the peak, what it is made of
+(weights, gradients, optimiser state, activations) and which modules keep
+the activations (:func:`harness.memory.estimate_training_memory` says
+what the estimate leaves out). The GPU run of
 ``benchmark_models.py`` measures the same figure with
 ``torch.cuda.max_memory_allocated``::
 
@@ -30,13 +30,15 @@ import shlex
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 from benchmark_models import (FRRN_B_FULL, MODEL_TABLE, REFERENCE,  # noqa
-                              benchmark, config_path, error_text,
+                              config_path, error_text,
                               models_parser, progress, resolve_models)
 
-from mmseg_refinenet.utils.cli import fail, positive_int  # noqa: E402
+from harness.cli import fail, positive_int  # noqa: E402
 
 SCHEMA_VERSION = 1
 SUITE = 'memory-estimate'
@@ -110,7 +112,7 @@ def main(argv=None):
     register_all_modules(init_default_scope=False)
     init_default_scope('mmseg')
     import mmseg_refinenet  # noqa: F401  (registers our modules)
-    bm = benchmark()
+    from harness import machine, memory, segmentors
     wanted = args.reference or REFERENCE
     reference = next((m for m in args.models
                       if wanted in (m['key'], m['label'])), None)
@@ -119,10 +121,10 @@ def main(argv=None):
     reference = reference or args.models[0]
     for model in args.models:
         try:
-            bm.resolve_config(config_path(model['config']))
-        except bm.BenchmarkError as e:
+            segmentors.resolve_config(config_path(model['config']))
+        except segmentors.BenchmarkError as e:
             fail(str(e))
-    env = bm.environment('cpu', REPO, check_dirty=not args.no_git_status)
+    env = machine.environment('cpu', REPO, check_dirty=not args.no_git_status)
     env.update(command=shlex.join(['python'] + sys.argv),
                date=datetime.datetime.now().isoformat(timespec='seconds'))
     runs = plan(args)
@@ -141,8 +143,8 @@ def main(argv=None):
                    dtype='fp32', channels_last=False, with_cp=with_cp,
                    method=METHOD, status='ok', reason=None)
         try:
-            cfg = bm.load_config(config_path(model['config']), 19)
-            est = bm.estimate_training_memory(
+            cfg = segmentors.load_config(config_path(model['config']), 19)
+            est = memory.estimate_training_memory(
                 cfg, model['config'], shape, batch, with_cp=with_cp)
             rec.update(est_peak_train_mem_mb=round(est['peak_mb'], 1),
                        est_by_kind_mb=est['by_kind_mb'],

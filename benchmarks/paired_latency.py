@@ -29,18 +29,18 @@ import statistics
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 from benchmark_models import (REFERENCE, Results,  # noqa
-                              benchmark, set_up_run,
-                              config_path, error_text, models_parser,
-                              progress, resolve_models)
+                              set_up_run, config_path, error_text,
+                              models_parser, progress, resolve_models)
 
-from mmseg_refinenet.utils.cli import (fail, positive_float,  # noqa: E402
-                                       positive_int)
+from harness.cli import fail, positive_float, positive_int  # noqa: E402
 
 SUITE = 'paired'
-# the models of the inference goals of issue 7 and the reference
+# the models of the inference goals and the reference
 DEFAULT_MODELS = ('deeplabv3_r101', 'refinenet_r101', 'lw_refinenet_r101',
                   'frrn_a', 'frrn_b')
 
@@ -128,23 +128,24 @@ def paired_stats(times, reference):
     return stats
 
 
-def build(args, device, bm):
+def build(args, device):
     """label -> model in eval mode, and the labels that failed (reason)."""
+    from harness import measure, segmentors
     models, failed = {}, {}
     for info in args.models:
         label = info['label']
         try:
-            cfg = bm.load_config(config_path(info['config']),
-                                 args.num_classes)
-            model = bm.build_model(cfg, info['config'], device)
+            cfg = segmentors.load_config(config_path(info['config']),
+                                         args.num_classes)
+            model = segmentors.build_model(cfg, info['config'], device)
         except Exception as e:
             failed[label] = f'cannot build: {error_text(e)}'
             progress(f'{label}: {failed[label]}')
             continue
         model.eval()
-        bm.prepare(model, args.channels_last)
+        measure.prepare(model, args.channels_last)
         models[label] = model
-        progress(f'{label}: built ({bm.count_params(model):.2f} M '
+        progress(f'{label}: built ({segmentors.count_params(model):.2f} M '
                  'parameters)')
     return models, failed
 
@@ -166,9 +167,9 @@ def make_record(env, args, info, stats=None, reason=None):
 def main(argv=None):
     args = parse_args(argv)
     import torch
-    bm = benchmark()
+    from harness import machine, measure
     device = set_up_run(args)
-    env = bm.environment(device, REPO, check_dirty=not args.no_git_status)
+    env = machine.environment(device, REPO, check_dirty=not args.no_git_status)
     env['command'] = shlex.join(['python'] + sys.argv)
     out = args.out or osp.join(
         REPO, 'benchmarks', 'results',
@@ -177,20 +178,20 @@ def main(argv=None):
     deadline = (time.monotonic() + args.time_limit
                 if args.time_limit else None)
 
-    models, failed = build(args, device, bm)
+    models, failed = build(args, device)
     reference = args.reference['label']
     if reference not in models:
         fail(f'the reference {reference} could not be built: '
              f'{failed[reference]}')
     labels = list(models)
-    x = bm.make_input(args.batch, args.shape, device, args.channels_last)
+    x = measure.make_input(args.batch, args.shape, device, args.channels_last)
 
     def forward(label):
         """One eval forward of the model, in ms."""
         def run():
-            with torch.no_grad(), bm.autocast(device, args.dtype):
+            with torch.no_grad(), measure.autocast(device, args.dtype):
                 models[label](x, mode='tensor')
-        (ms, ) = bm.timed(run, 0, 1, device)
+        (ms, ) = measure.timed(run, 0, 1, device)
         return ms
 
     progress(f'{env["device"]} ({env["threads"]} threads), {len(labels)} '

@@ -1,9 +1,9 @@
 """Where the time and memory of one model go: a torch.profiler table.
 
-For a goal of issue 7 that is missed, profiles the eval forward (or a
-training step) of one model of ``benchmark_models.py`` and writes the ops
-sorted by their own device time (CPU time on a CPU), with memory, to a
-text file and, with ``--trace``, a Chrome trace::
+For a goal of ``docs/benchmarks.md`` that is missed, profiles the eval
+forward (or a training step) of one model of ``benchmark_models.py`` and
+writes the ops sorted by their self time on the GPU (CPU time on a CPU),
+with memory, to a text file and, with ``--trace``, a Chrome trace::
 
     python benchmarks/profile_model.py frrn_b --shape 512 1024 --dtype bf16
     python benchmarks/profile_model.py refinenet_r101 --train --out prof.txt
@@ -14,7 +14,8 @@ import os.path as osp
 import sys
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'benchmarks'))
+if osp.join(REPO, 'benchmarks') not in sys.path:
+    sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
 import benchmark_models as bench  # noqa: E402
 
@@ -55,30 +56,32 @@ def main(argv=None):
     from torch.profiler import ProfilerActivity, profile, schedule
 
     import mmseg_refinenet  # noqa: F401
-    from mmseg_refinenet.utils import benchmark as bm
+    from harness import machine, measure, segmentors
 
     device = args.device
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     cuda = device == 'cuda'
     try:
-        cfg = bm.load_config(bench.config_path(model_info['config']), 19)
-        model = bm.build_model(cfg, model_info['config'], device)
-    except bm.BenchmarkError as e:
+        cfg = segmentors.load_config(bench.config_path(model_info['config']),
+                                     19)
+        model = segmentors.build_model(cfg, model_info['config'], device)
+    except segmentors.BenchmarkError as e:
         bench.fail(str(e))
-    bm.set_with_cp(model, args.with_cp)
-    bm.prepare(model, args.channels_last)
+    segmentors.set_with_cp(model, args.with_cp)
+    measure.prepare(model, args.channels_last)
     shape = tuple(args.shape)
-    x = bm.make_input(args.batch, shape, device, args.channels_last)
+    x = measure.make_input(args.batch, shape, device, args.channels_last)
     if args.train:
         model.train()
-        samples = bm.make_seg_samples(args.batch, shape, bm.num_classes(model),
-                                      device)
-        optimizer = bm.step_optimizer(model.parameters())
+        samples = measure.make_seg_samples(args.batch, shape,
+                                           segmentors.num_classes(model),
+                                           device)
+        optimizer = measure.step_optimizer(model.parameters())
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            with bm.autocast(device, args.dtype):
+            with measure.autocast(device, args.dtype):
                 loss, _ = model.parse_losses(model.loss(x, samples))
             loss.backward()
             optimizer.step()
@@ -86,7 +89,7 @@ def main(argv=None):
         model.eval()
 
         def step():
-            with torch.no_grad(), bm.autocast(device, args.dtype):
+            with torch.no_grad(), measure.autocast(device, args.dtype):
                 model(x, mode='tensor')
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA]
@@ -97,7 +100,7 @@ def main(argv=None):
                                    repeat=1)) as p:
         for _ in range(2 + args.steps):
             step()
-            bm.sync(device)
+            measure.sync(device)
             p.step()
     sort = 'self_cuda_time_total' if cuda else 'self_cpu_time_total'
     table = p.key_averages().table(sort_by=sort, row_limit=args.rows)
@@ -109,7 +112,7 @@ def main(argv=None):
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     header = (f'{model_info["label"]} {what}, {h}x{w}, batch {args.batch}, '
               f'{args.dtype}, channels_last {args.channels_last}, with_cp '
-              f'{args.with_cp}, {bm.device_name(device)}, {args.steps} '
+              f'{args.with_cp}, {machine.device_name(device)}, {args.steps} '
               'profiled runs\n')
     if cuda:
         header += (f'peak memory allocated: '

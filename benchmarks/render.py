@@ -8,7 +8,7 @@ file, one table per device, suite, shape, dtype and memory format with the
 figures and their ratios to DeepLabV3-R101-D8, the with_cp memory savings,
 the roofline figures, the effect of AMP and channels_last, the latency of
 the compiled forwards (``benchmark_models.py --compile``), the torch.compile
-check, the estimated training memory, the issue's goals with the measured
+check, the estimated training memory, the goals with the measured
 figure (or "not measured: needs a GPU") and the runs' provenance. The
 text outside the markers is kept; a new file starts from the template
 below. One PNG per device goes next to the Markdown file
@@ -43,8 +43,8 @@ PAIRED = 'paired'
 TEMPLATE = """# Benchmarks
 
 RefineNet, Light-Weight RefineNet and FRRN against MMSeg's DeepLabV3,
-PSPNet, UPerNet and UNet (issue 7), all built from their configs with 19
-classes (Cityscapes), random weights and random inputs, in one process.
+PSPNet, UPerNet and UNet, all built from their configs with 19 classes
+(Cityscapes), random weights and random inputs, in one process.
 
 ## What is measured
 
@@ -839,9 +839,9 @@ def goals_table(records):
                    (512, 1024)), lambda v: v >= 3,
         throughput_cpu_text('LW-RefineNet-R101'),
         paired_goal_text(records, 'LW-RefineNet-R101', True))
-    # the goal's "H100-class GPU": Hopper, H100 or H200 (the lent kinds;
-    # the same GH100 chip, the H200 with more and faster memory); the
-    # figure names its device
+    # the goal's "H100-class GPU": Hopper, H100 or H200 (the same GH100
+    # chip, the H200 with more and faster memory); the figure names its
+    # device
     hopper = [r for r in records
               if any(name in (r.get('device') or '') for name in HOPPER)]
     add('FRRN B forward, 512x1024, batch 1, H100-class bf16', '< 15 ms',
@@ -1059,7 +1059,7 @@ def generated(records, plot_dir, md_dir, reference=REFERENCE):
          grads_table(records)),
         ('Estimated peak training memory (any device)',
          estimate_table(records)),
-        ('Goals of issue 7', goals_table(records)),
+        ('Goals', goals_table(records)),
         ('Runs', provenance(records)),
     ]
     for title, body in sections:

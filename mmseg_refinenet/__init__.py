@@ -6,8 +6,10 @@ Add to any MMSeg config::
                           allow_failed_imports=False)
 
 Importing the package registers its models, losses, datasets, transforms and
-metrics in MMSeg's registries, and makes MMEngine's checkpoint loading work
-with torch >= 2.6 (see :mod:`mmseg_refinenet.utils.checkpoint`).
+metrics in MMSeg's registries, and makes MMEngine's loader for local
+checkpoint files build only the types of a checkpoint, which never runs code
+from the file and works with torch >= 2.6 (see
+:mod:`mmseg_refinenet.utils.checkpoint`).
 """
 from .utils import register_checkpoint_loader
 from .version import __version__

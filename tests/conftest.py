@@ -24,6 +24,10 @@ import pytest
 import torch
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the measurement code of benchmarks/ (not installed with the package),
+# imported by the tests of the benchmark scripts as ``harness``
+if osp.join(REPO_ROOT, 'benchmarks') not in sys.path:
+    sys.path.insert(0, osp.join(REPO_ROOT, 'benchmarks'))
 CAMVID_ROOT = os.environ.get(
     'CAMVID_ROOT', osp.join(REPO_ROOT, '..', 'shared', 'data', 'camvid'))
 

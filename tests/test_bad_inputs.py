@@ -1,4 +1,5 @@
-"""Bad input fails early and clearly.
+"""Bad input fails early and clearly (README, "What happens when things go
+wrong").
 
 One table: every row triggers one kind of bad input (a model built with the
 wrong widths, an image the network cannot take, labels outside the classes,
@@ -47,6 +48,7 @@ from mmseg.utils import register_all_modules
 
 import mmseg_refinenet  # noqa: F401
 from mmseg_refinenet.utils import (CheckpointMismatchError,
+                                   UntrustedCheckpointError,
                                    load_checkpoint_strict)
 
 register_all_modules()
@@ -64,6 +66,7 @@ OURS_BLOCKS = 'mmseg_refinenet/models/blocks/refinenet_blocks.py'
 OURS_MULTI = 'mmseg_refinenet/models/backbones/multi_scale_backbone.py'
 OURS_DATASET = 'mmseg_refinenet/datasets/base_dataset.py'
 OURS_CKPT = 'mmseg_refinenet/utils/checkpoint.py'
+OURS_STRICT = 'mmseg_refinenet/utils/strict_loading.py'
 TORCH_CONV = 'torch/nn/modules/conv.py'
 TORCH_FUNCTIONAL = 'torch/nn/functional.py'
 MMSEG_PREPROCESSOR = 'mmseg/models/data_preprocessor.py'
@@ -339,6 +342,19 @@ def missing_checkpoint(tmp_path):
     load_checkpoint_strict(refinenet(), str(tmp_path / 'nope.pth'))
 
 
+class _PrintOnLoad:
+
+    def __reduce__(self):
+        return print, ('this checkpoint runs code', )
+
+
+def checkpoint_running_code(tmp_path):
+    path = tmp_path / 'runs_code.pth'
+    torch.save(dict(state_dict=refinenet().state_dict(), x=_PrintOnLoad()),
+               path)
+    load_checkpoint_strict(refinenet(), str(path))
+
+
 def not_a_state_dict(tmp_path):
     path = tmp_path / 'optimizer_only.pth'
     torch.save(dict(optimizer=dict(state={}), meta=dict(iter=3)), path)
@@ -610,19 +626,23 @@ CASES = [
          r'not a readable image'),
     # -- a checkpoint of another model, a corrupt or missing one
     case('checkpoint-other-num-classes', other_num_classes,
-         CheckpointMismatchError, OURS_CKPT, r'r18_5cls\.pth',
+         CheckpointMismatchError, OURS_STRICT, r'r18_5cls\.pth',
          r'2 keys have another shape',
          r'decode_head\.conv_seg\.weight: \(5, 8, 3, 3\) in the checkpoint, '
          r'\(3, 8, 3, 3\) in the model', r'must come from the same config'),
     case('checkpoint-other-model', other_model, CheckpointMismatchError,
-         OURS_CKPT, r'frrn\.pth', r'keys are missing \(e\.g\. backbone\.',
+         OURS_STRICT, r'frrn\.pth', r'keys are missing \(e\.g\. backbone\.',
          r'keys are not in the model', r'same config'),
     case('checkpoint-corrupt', corrupt_checkpoint, RuntimeError, OURS_CKPT,
          r'truncated\.pth', r'truncated, corrupt or not a torch checkpoint'),
     case('checkpoint-missing', missing_checkpoint, FileNotFoundError,
          OURS_CKPT, r'nope\.pth', r'does not exist'),
+    case('checkpoint-running-code', checkpoint_running_code,
+         UntrustedCheckpointError, OURS_CKPT, r'runs_code\.pth',
+         r'before anything of it ran', r'global builtins\.print',
+         r'--trust-checkpoint'),
     case('checkpoint-without-weights', not_a_state_dict,
-         CheckpointMismatchError, OURS_CKPT, r'optimizer_only\.pth',
+         CheckpointMismatchError, OURS_STRICT, r'optimizer_only\.pth',
          r'not model weights', r"expected an MMEngine checkpoint"),
 ]
 

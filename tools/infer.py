@@ -15,10 +15,15 @@ is refused instead of leaving layers at their random initialisation. Class
 names and palette come from the checkpoint's ``meta.dataset_meta``, else from
 the config's ``metainfo``.
 
+The checkpoint is unpickled with an allowlist of a checkpoint's types, so
+it cannot run code; ``--trust-checkpoint`` (or ``trust_checkpoint = True``
+in the config) unpickles a file one trusts in full.
+
 Wrong arguments (missing or unreadable config or checkpoint, a checkpoint
-that does not fit the model, an unreadable image, an empty folder) end with a
-one-line ``error: ...`` on stderr and exit code 2 before anything is written;
-every output is written under a temporary name and renamed when complete.
+that does not fit the model or holds other objects than a checkpoint's, an
+unreadable image, an empty folder) end with a one-line ``error: ...`` on
+stderr and exit code 2 before anything is written; every output is written
+under a temporary name and renamed when complete.
 Works from any current directory.
 """
 import argparse
@@ -56,6 +61,12 @@ def parse_args(argv=None):
         type=float,
         default=0.5,
         help='opacity of the prediction in the overlay, in [0, 1]')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the checkpoint in full, which runs any code it '
+        'holds: only for a file you trust (by default only the types of a '
+        'checkpoint are built; also trust_checkpoint = True in the config)')
     args = parser.parse_args(argv)
     if not 0 <= args.opacity <= 1:
         raise InferError(f'--opacity {args.opacity} is outside [0, 1]')
@@ -208,11 +219,13 @@ def run(args):
     from mmseg.apis import inference_model
 
     from mmseg_refinenet.apis import (SegmentorLoadError, build_segmentor,
-                                      dataset_meta, load_weights)
+                                      config_trust, dataset_meta,
+                                      load_weights)
     cfg = load_config(args.config)
     try:
+        trust = args.trust_checkpoint or config_trust(cfg, args.config)
         model = build_segmentor(cfg, args.config)
-        meta = load_weights(model, args.checkpoint, args.config)
+        meta = load_weights(model, args.checkpoint, args.config, trust)
     except SegmentorLoadError as err:
         raise InferError(str(err))
     model.to(device)

@@ -8,6 +8,10 @@ multi-process runs on machines without CUDA (gloo; see
         [--show | --show-dir DIR] [--cfg-options KEY=VALUE ...]
     bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [ARGS ...]
 
+The checkpoint is unpickled with an allowlist of a checkpoint's types, so it
+cannot run code; ``--trust-checkpoint`` (or ``trust_checkpoint = True`` in
+the config) unpickles a file one trusts in full.
+
 Works from any current directory.
 """
 import argparse
@@ -27,6 +31,12 @@ def parse_args(argv=None):
         description='MMSeg test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the checkpoint in full, which runs any code it '
+        'holds: only for a file you trust (by default only the types of a '
+        'checkpoint are built; also trust_checkpoint = True in the config)')
     parser.add_argument(
         '--work-dir',
         help=('if specified, the evaluation metric results will be dumped '
@@ -82,8 +92,9 @@ def parse_args(argv=None):
     return parser, args
 
 
-def check_checkpoint(cfg, args, parser):
-    """Refuse a checkpoint that does not fit the config's model.
+def check_checkpoint(cfg, args, parser, trust):
+    """Refuse a checkpoint that does not fit the config's model, or that
+    holds more than a checkpoint's types (unless ``trust``).
 
     MMEngine's ``load_from`` only logs missing or unexpected keys, so a
     checkpoint of another model would be evaluated with random layers.
@@ -95,7 +106,7 @@ def check_checkpoint(cfg, args, parser):
     try:
         load_weights(
             build_segmentor(cfg.copy(), args.config), args.checkpoint,
-            args.config)
+            args.config, trust)
     except SegmentorLoadError as err:
         parser.error(str(err))
 
@@ -130,7 +141,9 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmseg_refinenet.apis import data_error_message
-    from mmseg_refinenet.utils import destroy_dist, setup_cpu_distributed
+    from mmseg_refinenet.utils import (config_trusts_checkpoint, destroy_dist,
+                                       setup_cpu_distributed,
+                                       trusted_checkpoints)
 
     # load config (MMEngine resolves `_base_` relative to the config file)
     cfg = Config.fromfile(osp.abspath(args.config))
@@ -146,7 +159,11 @@ def main(argv=None):
                                 osp.splitext(osp.basename(args.config))[0])
 
     cfg.load_from = args.checkpoint
-    check_checkpoint(cfg, args, parser)
+    try:
+        trust = args.trust_checkpoint or config_trusts_checkpoint(cfg)
+    except ValueError as err:
+        parser.error(f'{args.config}: {err}')
+    check_checkpoint(cfg, args, parser, trust)
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args, parser)
@@ -192,7 +209,8 @@ def main(argv=None):
 
     # start testing
     try:
-        runner.test()
+        with trusted_checkpoints(args.checkpoint if trust else None):
+            runner.test()
     except BaseException as err:
         if stage is not None and is_main_process():
             shutil.rmtree(stage, ignore_errors=True)

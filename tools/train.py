@@ -10,6 +10,11 @@ Same arguments and behaviour as MMSegmentation 1.2.2's script, plus
 
 Works from any current directory; the work dir defaults to
 ``./work_dirs/<config name>`` as in MMSeg.
+
+The checkpoint of ``load_from`` or of the resumed run is unpickled with an
+allowlist of a checkpoint's types, so it cannot run code;
+``--trust-checkpoint`` (or ``trust_checkpoint = True`` in the config)
+unpickles a file one trusts in full.
 """
 import argparse
 import importlib.util
@@ -39,6 +44,13 @@ def parse_args(argv=None):
         metavar='CKPT',
         help='resume from this checkpoint (weights, optimizer, scheduler '
         'and iteration)')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the checkpoint of load_from / --resume in full, which '
+        'runs any code it holds: only for a file you trust (by default only '
+        'the types of a checkpoint are built; also trust_checkpoint = True '
+        'in the config)')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -77,6 +89,19 @@ def parse_args(argv=None):
     return parser, args
 
 
+def checkpoint_to_load(cfg):
+    """The local checkpoint file the run will load: ``load_from``, else on
+    resume the latest checkpoint of the work dir (as MMEngine finds it);
+    None if there is none."""
+    from mmengine.runner import find_latest_checkpoint
+    ckpt = cfg.get('load_from')
+    if not ckpt and cfg.get('resume'):
+        ckpt = find_latest_checkpoint(cfg.work_dir)
+    if not ckpt or '://' in ckpt:
+        return None
+    return ckpt
+
+
 def reuse_checkpoint_seed(cfg):
     """On resume without a fixed seed, take the seed of the first run.
 
@@ -86,13 +111,11 @@ def reuse_checkpoint_seed(cfg):
     checkpoint's ``meta``; using it again makes the resumed run continue
     the interrupted one exactly (see AtomicCheckpointHook).
     """
-    from mmengine.runner import find_latest_checkpoint
-
     from mmseg_refinenet.utils import load_local_checkpoint
     if (cfg.get('randomness') or {}).get('seed') is not None:
         return
-    ckpt = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
-    if not ckpt or '://' in ckpt or not osp.isfile(ckpt):
+    ckpt = checkpoint_to_load(cfg)
+    if not ckpt or not osp.isfile(ckpt):
         return  # MMEngine reports a missing file / starts from scratch
     seed = (load_local_checkpoint(ckpt, map_location='cpu').get('meta')
             or {}).get('seed')
@@ -114,7 +137,10 @@ def main(argv=None):
     from mmseg.registry import RUNNERS
 
     from mmseg_refinenet.apis import data_error_message
-    from mmseg_refinenet.utils import destroy_dist, setup_cpu_distributed
+    from mmseg_refinenet.utils import (UntrustedCheckpointError,
+                                       config_trusts_checkpoint, destroy_dist,
+                                       setup_cpu_distributed,
+                                       trusted_checkpoints)
 
     # load config (MMEngine resolves `_base_` relative to the config file)
     cfg = Config.fromfile(osp.abspath(args.config))
@@ -154,9 +180,15 @@ def main(argv=None):
         cfg.load_from = args.resume_from
     else:
         cfg.resume = args.resume
+    try:
+        trust = args.trust_checkpoint or config_trusts_checkpoint(cfg)
+    except ValueError as err:
+        parser.error(f'{args.config}: {err}')
+    trusted = [checkpoint_to_load(cfg)] if trust else []
     if cfg.resume:
         try:
-            reuse_checkpoint_seed(cfg)
+            with trusted_checkpoints(*trusted):
+                reuse_checkpoint_seed(cfg)
         except (RuntimeError, FileNotFoundError) as err:  # corrupt file
             parser.error(str(err))
 
@@ -170,7 +202,11 @@ def main(argv=None):
         runner = RUNNERS.build(cfg)
 
     try:
-        runner.train()
+        with trusted_checkpoints(*trusted):
+            runner.train()
+    except UntrustedCheckpointError as err:
+        sys.stderr.write(f'error: {err}\n')
+        sys.exit(2)
     except Exception as err:  # noqa: B902
         # a corrupt image or broken dataset folder: one line naming the
         # file instead of a traceback from the data pipeline

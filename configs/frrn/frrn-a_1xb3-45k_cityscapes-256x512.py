@@ -2,9 +2,9 @@
 # 512x256), trained from scratch (Sec. 4 of Pohlen et al., CVPR 2017):
 # batch 3, Adam, bootstrapped cross-entropy, random translation (reflection
 # padding) and gamma augmentation as in the paper; lr 1e-3 for 35k
-# iterations and 1e-4 for 10k more and K = 8192 pixels per image as this
-# project's issue asks (the official train_frrn_a.py: K = 16384, lr step
-# after 45k; configs/frrn/README.md, "Differences").
+# iterations and 1e-4 for 10k more, and K = 8192 pixels per image (the
+# official train_frrn_a.py: K = 16384, lr step after 45k;
+# configs/frrn/README.md, "Differences").
 # For evaluation the prediction is upsampled bilinearly to the full
 # 1024x2048 labels (EncoderDecoder.postprocess_result resizes the logits to
 # ori_shape).

@@ -3,8 +3,8 @@
 # batch 3, Adam, bootstrapped cross-entropy with K = 32768 pixels per image
 # (as the official train_frrn_b.py), random translation (reflection
 # padding) and gamma augmentation as in the paper; lr 1e-3 for 35k
-# iterations and 1e-4 for 10k more as this project's issue asks (the
-# official code steps after 45k; configs/frrn/README.md, "Differences").
+# iterations and 1e-4 for 10k more (the official code steps after 45k;
+# configs/frrn/README.md, "Differences").
 # For evaluation the prediction is upsampled bilinearly to the full
 # 1024x2048 labels (EncoderDecoder.postprocess_result resizes the logits to
 # ori_shape).

@@ -82,32 +82,44 @@ def build_segmentor(cfg, config_path='<config>'):
     return model.eval()
 
 
-def load_weights(model, checkpoint, config_path='<config>'):
+def load_weights(model, checkpoint, config_path='<config>', trust=False):
     """Load ``checkpoint`` into ``model``, refusing any key/shape mismatch.
+
+    The file is unpickled with the checkpoint allowlist of
+    :mod:`mmseg_refinenet.utils.checkpoint`, or in full with ``trust``.
+
+    Args:
+        trust (bool): Trust the file (``--trust-checkpoint``): unpickle it
+            in full, which runs any code it holds. Default: False.
 
     Returns:
         dict: The checkpoint's ``meta`` (empty if it has none).
 
     Raises:
-        SegmentorLoadError: the file is missing, unreadable, holds no
+        SegmentorLoadError: the file is missing, unreadable, needs more
+            than a checkpoint's types (and is not trusted), holds no
             weights, or its weights do not fit ``model``.
     """
-    from mmseg_refinenet.utils.checkpoint import (CheckpointMismatchError,
-                                                  load_checkpoint_strict)
+    from mmseg_refinenet.utils.checkpoint import trusted_checkpoints
+    from mmseg_refinenet.utils.strict_loading import (
+        CheckpointMismatchError, load_checkpoint_strict)
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise SegmentorLoadError(
             f'checkpoint file {checkpoint!r} does not exist; expected a .pth '
             f'file saved by training {config_path!r} (or converted for it)')
     try:
-        ckpt = load_checkpoint_strict(
-            model, checkpoint, map_location='cpu', config_hint=config_path)
+        with trusted_checkpoints(checkpoint if trust else None):
+            ckpt = load_checkpoint_strict(
+                model, checkpoint, map_location='cpu',
+                config_hint=config_path)
     except (CheckpointMismatchError, RuntimeError, FileNotFoundError) as err:
         raise SegmentorLoadError(_first_line(err)) from err
     meta = ckpt.get('meta', {})
     return meta if isinstance(meta, dict) else {}
 
 
-def load_segmentor(config, checkpoint=None, device='cpu', cfg_options=None):
+def load_segmentor(config, checkpoint=None, device='cpu', cfg_options=None,
+                   trust_checkpoint=False):
     """Config file + checkpoint file -> segmentor ready for inference.
 
     Args:
@@ -117,6 +129,9 @@ def load_segmentor(config, checkpoint=None, device='cpu', cfg_options=None):
             checks only).
         device (str): Where to put the model.
         cfg_options (dict | None): Config overrides.
+        trust_checkpoint (bool): Unpickle the checkpoint in full, which
+            runs any code it holds (``--trust-checkpoint``); also done where
+            the config sets ``trust_checkpoint = True``. Default: False.
 
     Returns:
         tuple: ``(model, cfg, meta)``; ``model.dataset_meta`` holds the
@@ -129,10 +144,24 @@ def load_segmentor(config, checkpoint=None, device='cpu', cfg_options=None):
     model = build_segmentor(cfg, config)
     meta = {}
     if checkpoint is not None:
-        meta = load_weights(model, checkpoint, config)
+        trust = trust_checkpoint or config_trust(cfg, config)
+        meta = load_weights(model, checkpoint, config, trust=trust)
     model.dataset_meta = dataset_meta(meta, cfg,
                                       model.decode_head.num_classes)
     return model.to(device), cfg, meta
+
+
+def config_trust(cfg, config_path='<config>'):
+    """The config's ``trust_checkpoint`` (default False).
+
+    Raises:
+        SegmentorLoadError: it is not True or False.
+    """
+    from mmseg_refinenet.utils.checkpoint import config_trusts_checkpoint
+    try:
+        return config_trusts_checkpoint(cfg)
+    except ValueError as err:
+        raise SegmentorLoadError(f'config file {config_path!r}: {err}')
 
 
 def dataset_meta(meta, cfg, num_classes):

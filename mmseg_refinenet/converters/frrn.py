@@ -175,17 +175,22 @@ def frrn_lasagne_layout(arch='A',
     return [p for layer in _get_all_layers(net) for p in layer.params]
 
 
-def load_lasagne_npz(path):
+def load_lasagne_npz(path, trust=False):
     """Read the arrays ``arr_0 ... arr_{n-1}`` of an official ``.npz``.
+
+    Arrays of Python objects (pickled) are refused, as unpickling them can
+    run code; with ``trust`` they are unpickled (``--trust-checkpoint``).
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: not an ``.npz`` of unnamed arrays.
+        UntrustedCheckpointError: an array holds pickled objects and the
+            file is not trusted; nothing of it was unpickled.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: no such file')
     try:
-        data = np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=trust)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(f'{path}: not a readable .npz file ({err})') from err
     if not isinstance(data, np.lib.npyio.NpzFile):
@@ -200,9 +205,34 @@ def load_lasagne_npz(path):
                     f'{path}: not a Lasagne parameter file: its arrays are '
                     f'named {names[:5]}, expected arr_0, arr_1, ... '
                     '(np.savez(f, *get_all_param_values(net)))')
-            return [data[name] for name in expected]
+            arrays = []
+            for name in expected:
+                try:
+                    arrays.append(data[name])
+                except ValueError as err:
+                    if 'allow_pickle' not in str(err):
+                        raise
+                    raise _object_array_refused(path, name) from None
+            return arrays
     except (OSError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(f'{path}: not a readable .npz file ({err})') from err
+
+
+def _object_array_refused(path, name):
+    """The error for the array ``name`` of ``path``, which holds pickled
+    objects: it names the globals of the pickle (read, not run)."""
+    from ..utils.checkpoint import UntrustedCheckpointError, globals_in_pickle
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read(name + '.npy')
+    # .npy: magic (6 bytes), version (2), header length (2 bytes in
+    # version 1, else 4), header, then the pickle
+    size = 2 if data[6] == 1 else 4
+    start = 8 + size + int.from_bytes(data[8:8 + size], 'little')
+    refused = globals_in_pickle(data[start:], refused_only=True)
+    what = f'the global {refused[0]}' if refused else 'Python objects'
+    return UntrustedCheckpointError(
+        path, f'{what} (array {name} is an array of pickled objects, '
+        'not of numbers)')
 
 
 def convert_frrn_lasagne_params(arrays, arch='A', num_classes=None,

@@ -1,3 +1,7 @@
-from .onnx_export import SegmentorONNXWrapper, export_onnx, verify_onnx
+from .onnx_export import (DEFAULT_EXPORTER, SegmentorONNXWrapper,
+                          dynamo_exporter_available, export_onnx, verify_onnx)
 
-__all__ = ['SegmentorONNXWrapper', 'export_onnx', 'verify_onnx']
+__all__ = [
+    'DEFAULT_EXPORTER', 'SegmentorONNXWrapper', 'dynamo_exporter_available',
+    'export_onnx', 'verify_onnx'
+]

@@ -21,6 +21,7 @@ model on the crops yourself, or export with a shape that covers the image.
 Every file is written under a temporary name and renamed when complete, so
 an interrupted or failed export never leaves a half-written ``.onnx``.
 """
+import inspect
 import json
 import os
 import os.path as osp
@@ -31,6 +32,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 EXPORTERS = ('dynamo', 'torchscript')
+
+
+def dynamo_exporter_available() -> bool:
+    """Whether this torch has the ``torch.export``-based ONNX exporter as
+    :func:`export_onnx` uses it: ``torch.onnx.export(..., dynamo=True,
+    external_data=False)`` and ``torch.export.Dim.AUTO`` (torch >= 2.6)."""
+    params = inspect.signature(torch.onnx.export).parameters
+    dim = getattr(getattr(torch, 'export', None), 'Dim', None)
+    return ('dynamo' in params and 'external_data' in params
+            and hasattr(dim, 'AUTO'))
+
+
+#: ``'dynamo'`` where this torch has it, else ``'torchscript'``
+DEFAULT_EXPORTER = ('dynamo'
+                    if dynamo_exporter_available() else 'torchscript')
 
 
 class SegmentorONNXWrapper(nn.Module):
@@ -88,7 +104,7 @@ def export_onnx(segmentor,
                 shape,
                 batch_size=1,
                 dynamic=False,
-                exporter='dynamo',
+                exporter=DEFAULT_EXPORTER,
                 opset=None,
                 with_labels=True,
                 metadata=None,
@@ -104,7 +120,9 @@ def export_onnx(segmentor,
             batch dimension to 1.
         dynamic (bool): Make batch, height and width dynamic axes.
         exporter (str): ``'dynamo'`` (``torch.export``, torch's default and
-            future path) or ``'torchscript'`` (the legacy tracer).
+            future path; torch >= 2.6) or ``'torchscript'`` (the legacy
+            tracer). Default: ``'dynamo'`` where this torch has it, else
+            ``'torchscript'``.
         opset (int | None): ONNX opset; None for the exporter's default.
         with_labels (bool): Add the ``labels`` output.
         metadata (dict | None): Written into the model's metadata_props
@@ -122,6 +140,11 @@ def export_onnx(segmentor,
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter={exporter!r}; expected one of '
                          f'{EXPORTERS}')
+    if exporter == 'dynamo' and not dynamo_exporter_available():
+        raise RuntimeError(
+            "exporter='dynamo' needs torch >= 2.6 (torch.onnx.export with "
+            f'dynamo=True and torch.export.Dim.AUTO); this is torch '
+            f"{torch.__version__}. Use exporter='torchscript'.")
     height, width = (int(s) for s in shape)
     if dynamic:
         batch_size = max(batch_size, 2)
@@ -131,8 +154,10 @@ def export_onnx(segmentor,
     kwargs = dict(
         input_names=['inputs'],
         output_names=output_names,
-        opset_version=opset,
-        dynamo=exporter == 'dynamo')
+        opset_version=opset)
+    if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
+        # older torch has no such argument: its export is the tracer
+        kwargs['dynamo'] = exporter == 'dynamo'
     if exporter == 'dynamo':
         # one file: every model of this plugin is far below protobuf's 2 GB
         kwargs['external_data'] = False

@@ -1,39 +1,413 @@
-"""Checkpoint loading that works with torch >= 2.6.
+"""Checkpoint loading that never runs code from the file.
 
-torch 2.6 changed the default of ``torch.load`` to ``weights_only=True``.
-MMEngine 0.10.7 calls ``torch.load(filename, map_location=...)`` without the
-argument, so resuming (``--resume``) or ``load_from`` a full MMEngine
-checkpoint fails: such files hold the optimizer state, the message hub and
-numpy objects, which the weights-only unpickler rejects.
+A checkpoint is a pickle, and unpickling a pickle in full can run any code
+it holds. :func:`load_local_checkpoint` reads local checkpoint files with a
+restricted unpickler that builds only the types an MMEngine checkpoint of
+this project holds (see :func:`checkpoint_globals`): tensors and their
+storages, ``collections.OrderedDict`` / ``Counter``, numpy arrays, scalars
+and dtypes (the ``meta``, the message hub and the random generator states),
+MMEngine's ``HistoryBuffer`` (the message hub's logged scalars) and the
+builtins. Any other global (a function such as ``os.system``, a class of
+another package) is refused before anything of the file is run, with an
+:class:`UntrustedCheckpointError` that names the file, the refused global
+and how to trust the file.
 
-:func:`load_local_checkpoint` replaces MMEngine's loader for local paths (the
-``''`` scheme of :class:`mmengine.runner.CheckpointLoader`). It loads with
-``weights_only=False``, exactly what MMEngine did under torch < 2.6, and turns
-a missing or unreadable file into an error that names the file. Importing
-``mmseg_refinenet`` (which every config of this project does through
-``custom_imports``) installs it, so no environment variable is needed.
+* torch >= 2.6: torch's own weights-only unpickler
+  (``torch.load(weights_only=True)``) with the allowlist added through
+  ``torch.serialization.safe_globals`` for the duration of the load only;
+  the process's global allowlist is left as it was.
+* older torch (2.1 to 2.5): ``torch.load`` with a ``pickle_module`` whose
+  ``Unpickler.find_class`` resolves the same allowlist and refuses the rest,
+  so loading is as safe there.
 
-Only load checkpoints you trust: like any full pickle, a checkpoint can run
-code when it is loaded.
+A file one knows and trusts is loaded with the full unpickler inside
+:func:`trusted_checkpoints`; the tools do so for ``--trust-checkpoint`` or
+``trust_checkpoint = True`` in the config.
 
-:func:`load_checkpoint_strict` loads a checkpoint for inference or testing,
-where every weight must come from the file: :func:`check_state_dict_fits`
-refuses a checkpoint of another model (missing, unexpected or wrongly shaped
-keys) with a :class:`CheckpointMismatchError` that names the file, instead
-of MMEngine's ``strict=False`` warnings, which leave the unmatched layers at
-their random initial values.
+MMEngine 0.10.7 calls ``torch.load(filename, map_location=...)``: under
+torch >= 2.6 that fails for every full MMEngine checkpoint (numpy objects,
+message hub), under older torch it unpickles in full.
+:func:`register_checkpoint_loader`, called when ``mmseg_refinenet`` is
+imported (which every config of this project does through
+``custom_imports``), makes :func:`load_local_checkpoint` MMEngine's loader
+for local paths (the ``''`` scheme of
+:class:`mmengine.runner.CheckpointLoader`): ``load_from``, ``--resume``,
+``init_cfg=dict(type='Pretrained', ...)`` and ``mmseg.apis.init_model``
+then load through it, for every MMSeg model of the process.
+
+Checking that a checkpoint's weights fit a model is
+:mod:`mmseg_refinenet.utils.strict_loading`.
 """
+import _compat_pickle
+import collections
+import contextlib
 import errno
+import functools
 import os.path as osp
 import pickle
+import pickletools
+import re
 import zipfile
+from _codecs import encode
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.utils import digit_version
+
+TRUST_HINT = ('If you trust this file, load it with --trust-checkpoint '
+              '(tools/*.py), trust_checkpoint = True in the config, or in '
+              'Python inside mmseg_refinenet.utils.trusted_checkpoints(path); '
+              'that unpickles it in full, which runs any code it holds.')
+
+# torch.load(weights_only=True) with extra globals given as (object, name)
+_TORCH_WEIGHTS_ONLY_ALLOWLIST = (
+    digit_version(torch.__version__) >= digit_version('2.6.0')
+    and hasattr(torch.serialization, 'safe_globals'))
+
+# the statistics methods that MMEngine's HistoryBuffer pickles with each
+# buffer (as getattr(HistoryBuffer, name))
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+# module.name as a pickle's GLOBAL instruction spells it
+_GLOBAL_NAME = re.compile(r'^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$')
+
+# the paths trusted by the active trusted_checkpoints() blocks
+_trusted_paths = []
+
+
+class UntrustedCheckpointError(RuntimeError):
+    """A checkpoint file needs more than an MMEngine checkpoint's types.
+
+    Raised by :func:`load_local_checkpoint` before anything of the file
+    is run. The message names the file, what was refused and how to trust
+    the file.
+
+    Attributes:
+        filename (str): The file.
+        refused (str): What was refused, e.g. ``'the global
+            posix.system'``.
+    """
+
+    def __init__(self, filename, refused):
+        self.filename = filename
+        self.refused = refused
+        super().__init__(
+            f'checkpoint file {filename!r} was refused before anything of it '
+            f'ran: it needs {refused}, while a checkpoint holds only '
+            "tensors, numpy arrays and scalars and MMEngine's message hub. "
+            f'{TRUST_HINT}')
+
+
+class _Refused(Exception):
+    """Raised inside the unpickler; becomes an UntrustedCheckpointError."""
+
+    def __init__(self, what):
+        super().__init__(what)
+        self.what = what
+
+
+def _checkpoint_getattr(obj, name):
+    """``getattr`` as the message hub's pickle uses it: only the default
+    statistics methods of MMEngine's ``HistoryBuffer``."""
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(obj, name)
+    owner = getattr(obj, '__qualname__', type(obj).__name__)
+    raise _Refused(f'the global builtins.getattr for getattr({owner}, '
+                   f'{name!r})')
+
+
+@functools.lru_cache(maxsize=None)
+def checkpoint_globals():
+    """The globals a checkpoint may hold beyond torch's own weights-only
+    allowlist (tensors, storages, ``OrderedDict``), as ``(object, name)``
+    pairs: ``name`` is how the pickle refers to ``object``.
+
+    Found in the checkpoints that MMEngine 0.10.7 writes for this project
+    (``AtomicCheckpointHook``, AdamW/SGD, the configs' schedulers, with
+    numpy 1 and 2): numpy arrays (message hub buffers, numpy's random
+    state), scalars (``eta``, ``best_score``) and dtypes, the message hub's
+    ``HistoryBuffer`` and the ``getattr`` that pickles its statistics
+    methods (limited to those), ``collections.Counter`` (``MultiStepLR``'s
+    milestones) and ``_codecs.encode`` (bytes). Optimizer, scheduler,
+    ``GradScaler`` and random generator states are otherwise plain
+    tensors, numbers, strings, lists and dicts.
+
+    Returns:
+        tuple[tuple[object, str], ...]
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    reconstruct = np.zeros(0).__reduce__()[0]
+    scalar = np.float64(0).__reduce__()[0]
+    pairs = [
+        (collections.OrderedDict, 'collections.OrderedDict'),
+        (collections.Counter, 'collections.Counter'),
+        (encode, '_codecs.encode'),
+        (np.ndarray, 'numpy.ndarray'),
+        (np.dtype, 'numpy.dtype'),
+        (HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+        (_checkpoint_getattr, 'builtins.getattr'),
+    ]
+    # numpy 2 moved numpy.core to numpy._core: accept both spellings
+    for core in ('core', '_core'):
+        pairs.append((reconstruct, f'numpy.{core}.multiarray._reconstruct'))
+        pairs.append((scalar, f'numpy.{core}.multiarray.scalar'))
+    # numpy >= 1.20 gives each dtype a class of its own (e.g.
+    # numpy.dtypes.Float64DType), which the weights-only unpickler checks
+    # before it restores a dtype's state
+    for code in '?' + np.typecodes['AllInteger'] + np.typecodes['AllFloat']:
+        cls = type(np.dtype(code))
+        if cls is not np.dtype:
+            pairs.append((cls, f'{cls.__module__}.{cls.__qualname__}'))
+    return tuple(pairs)
+
+
+def globals_in_pickle(data, refused_only=False):
+    """The globals (``'module.name'``) that a pickle refers to, in order,
+    read from its instructions without unpickling anything.
+
+    Args:
+        data (bytes): The pickle.
+        refused_only (bool): Only those outside the checkpoint allowlist
+            (:func:`checkpoint_globals` and torch's weights-only defaults).
+
+    Returns:
+        list[str]: Each global once; those of a cut or damaged pickle up
+        to where it becomes unreadable.
+    """
+    found, strings, memo = [], [], {}
+    pushed = None  # the string the previous instruction pushed, if any
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            name, string = opcode.name, None
+            if name == 'GLOBAL':
+                module, _, attr = arg.partition(' ')
+                found.append(_modern_name(module, attr))
+            elif name == 'STACK_GLOBAL' and len(strings) >= 2:
+                found.append(f'{strings[-2]}.{strings[-1]}')
+            elif 'UNICODE' in name or name.endswith('GET'):
+                string = arg if 'UNICODE' in name else memo.get(arg)
+                if isinstance(string, str):
+                    strings.append(string)
+            elif name == 'MEMOIZE':
+                memo[len(memo)] = pushed
+            elif name.endswith('PUT'):
+                memo[arg] = pushed
+            if name not in ('MEMOIZE', 'PUT', 'BINPUT', 'LONG_BINPUT'):
+                pushed = string
+    except (ValueError, EOFError):
+        pass
+    if refused_only:
+        found = [name for name in found if name not in _allowed_by_name()]
+    return list(dict.fromkeys(found))
+
+
+def _modern_name(module, name):
+    """``'module.name'``, with the Python 2 names that pickle protocols 0
+    to 2 write (``__builtin__``) mapped as pickle maps them."""
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name),
+                                                   (module, name))
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f'{module}.{name}'
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Python's unpickler with the checks of torch's weights-only one.
+
+    Globals resolve only from the allowlist (torch's weights-only defaults
+    and :func:`checkpoint_globals`), and only allowlisted functions and
+    classes are called, instantiated or given a state: an object that an
+    allowlisted call returned is never called in turn.
+    """
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def find_class(self, module, name):
+        allowed = _allowed_by_name()
+        full_name = _modern_name(module, name)
+        if full_name in allowed:
+            return allowed[full_name]
+        if not _GLOBAL_NAME.match(full_name):  # a pickle cut in the name
+            raise pickle.UnpicklingError(
+                f'damaged GLOBAL instruction {full_name!r}')
+        raise _Refused(f'the global {full_name}')
+
+    def load_reduce(self):
+        _check_allowed(self.stack[-2], 'a call of')
+        super().load_reduce()
+
+    def load_newobj(self):
+        _check_allowed(self.stack[-2], 'an instance of')
+        super().load_newobj()
+
+    def load_newobj_ex(self):
+        _check_allowed(self.stack[-3], 'an instance of')
+        super().load_newobj_ex()
+
+    def _instantiate(self, klass, args):
+        _check_allowed(klass, 'an instance of')
+        super()._instantiate(klass, args)
+
+    def load_build(self):
+        _check_allowed(type(self.stack[-2]), 'the state of a')
+        super().load_build()
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def _check_allowed(obj, what):
+    """Refuse ``obj`` unless it is one of the allowlisted globals."""
+    if id(obj) not in _allowed_ids():
+        name = getattr(obj, '__qualname__', type(obj).__name__)
+        raise _Refused(f'{what} {name}, which is not allowed')
+
+
+@functools.lru_cache(maxsize=None)
+def _allowed_by_name():
+    from torch._weights_only_unpickler import _get_allowed_globals
+    allowed = dict(_get_allowed_globals())
+    allowed.update((name, obj) for obj, name in checkpoint_globals())
+    return allowed
+
+
+@functools.lru_cache(maxsize=None)
+def _allowed_ids():
+    return frozenset(map(id, _allowed_by_name().values()))
+
+
+class _RestrictedPickle:
+    """The ``pickle_module`` given to ``torch.load`` on torch < 2.6."""
+    __name__ = 'mmseg_refinenet_restricted_pickle'
+    Unpickler = _RestrictedUnpickler
+    UnpicklingError = pickle.UnpicklingError
+
+    @staticmethod
+    def load(file, **kwargs):
+        return _RestrictedUnpickler(file, **kwargs).load()
+
+
+def _weights_only_refusal(err):
+    """What torch's weights-only unpickler refused, from its error: a
+    string, ``_RETRY`` for a pickle instruction it does not support (e.g.
+    of protocol 4), or None where the error rather shows a damaged file
+    (e.g. a cut pickle)."""
+    text = str(err)
+    if 'Weights only load failed' not in text:
+        return None
+    found = re.search(r'GLOBAL (\S+)', text)
+    if found:
+        name = found.group(1)
+        if re.match(r'^[A-Za-z_]\w*$', name):
+            name = f'builtins.{name}'  # torch drops the module of builtins
+        # a pickle cut inside the instruction leaves no valid name
+        return f'the global {name}' if _GLOBAL_NAME.match(name) else None
+    found = re.search(r'Unsupported operand (\d+)', text)
+    if found:
+        # a byte that is no pickle instruction shows a damaged file
+        is_opcode = chr(int(found.group(1))) in pickletools.code2op
+        return _RETRY if is_opcode else None
+    found = re.search(r'WeightsUnpickler error:\s*((Trying to call reduce|'
+                      r'Can only build|Can only create)[^\n]*)', text)
+    if found:
+        return ("an object that torch's weights-only unpickler does not "
+                f'build ({found.group(1)})')
+    return None
+
+
+# _weights_only_refusal: load with the restricted unpickler instead
+_RETRY = object()
+
+
+def _load_restricted(filename, map_location):
+    """``torch.load`` that builds the allowlisted types only."""
+    if _TORCH_WEIGHTS_ONLY_ALLOWLIST:
+        from torch.serialization import get_safe_globals, safe_globals
+
+        # added for this load only; leaving the block removes them again,
+        # so those the process registered itself are not added (nor removed)
+        registered = set(get_safe_globals())
+        extra = [g for g in checkpoint_globals() if g not in registered]
+        try:
+            with safe_globals(extra):
+                return torch.load(filename, map_location=map_location,
+                                  weights_only=True)
+        except pickle.UnpicklingError as err:
+            refused = _weights_only_refusal(err)
+            if refused is None:
+                raise
+            if refused is not _RETRY:
+                raise _Refused(refused) from None
+    # torch < 2.6, or a pickle instruction that torch's weights-only
+    # unpickler does not support: the same allowlist through find_class
+    return torch.load(filename, map_location=map_location,
+                      pickle_module=_RestrictedPickle, weights_only=False)
+
+
+@contextlib.contextmanager
+def trusted_checkpoints(*paths):
+    """Load the checkpoint files ``paths`` with the full unpickler.
+
+    Within the block, :func:`load_local_checkpoint` (and so MMEngine's
+    ``load_from``, ``--resume``, ``load_checkpoint``) unpickles these files
+    in full, as ``torch.load(weights_only=False)``: any code they hold
+    runs. For files one made or got from a source one trusts, which hold
+    objects beyond those of :func:`checkpoint_globals`. Other files are
+    still loaded safely.
+
+    Args:
+        *paths (str): Checkpoint files; ``None`` and ``''`` are ignored.
+
+    Example:
+        >>> with trusted_checkpoints('work_dirs/old/iter_4000.pth'):
+        ...     model = init_model(config, 'work_dirs/old/iter_4000.pth')
+    """
+    added = [_real_path(p) for p in paths if p]
+    _trusted_paths.extend(added)
+    try:
+        yield
+    finally:
+        for path in added:
+            _trusted_paths.remove(path)
+
+
+def config_trusts_checkpoint(cfg):
+    """The config's ``trust_checkpoint`` (top level; default False).
+
+    ``trust_checkpoint = True`` in a config makes this project's tools
+    load the checkpoint of the run (``load_from``, the resumed checkpoint,
+    the checkpoint given to ``tools/test.py`` etc.) with the full
+    unpickler, as ``--trust-checkpoint`` does.
+
+    Raises:
+        ValueError: the value is not a bool.
+    """
+    value = cfg.get('trust_checkpoint', False)
+    if not isinstance(value, bool):
+        raise ValueError(
+            f'trust_checkpoint in the config must be True or False, got '
+            f'{value!r}')
+    return value
+
+
+def _real_path(path):
+    return osp.realpath(osp.expanduser(str(path)))
+
+
+def is_trusted_checkpoint(filename):
+    """Whether ``filename`` is trusted by an active
+    :func:`trusted_checkpoints` block."""
+    return _real_path(filename) in _trusted_paths
 
 
 def load_local_checkpoint(filename, map_location=None):
-    """Load a checkpoint from a local path, full pickles included.
+    """Load a checkpoint from a local path without running code from it.
+
+    The file is unpickled with the allowlist of :func:`checkpoint_globals`
+    (see the module documentation), or in full where
+    :func:`trusted_checkpoints` trusts it.
 
     Args:
         filename (str): Path of the checkpoint file.
@@ -44,6 +418,8 @@ def load_local_checkpoint(filename, map_location=None):
 
     Raises:
         FileNotFoundError: ``filename`` does not exist.
+        UntrustedCheckpointError: the file needs a global outside the
+            allowlist (and is not trusted); nothing of it was run.
         RuntimeError: the file exists but could not be loaded. Where the
             error shows a damaged file (truncated, corrupt, or another
             format) the message says to delete it; for any other error
@@ -56,8 +432,12 @@ def load_local_checkpoint(filename, map_location=None):
             f'checkpoint file {filename!r} does not exist; check the path '
             'given to load_from / --resume / init_cfg.checkpoint')
     try:
-        return torch.load(
-            filename, map_location=map_location, weights_only=False)
+        if is_trusted_checkpoint(filename):
+            return torch.load(
+                filename, map_location=map_location, weights_only=False)
+        return _load_restricted(filename, map_location)
+    except _Refused as err:
+        raise UntrustedCheckpointError(filename, err.what) from None
     except (RuntimeError, EOFError, pickle.UnpicklingError,
             zipfile.BadZipFile, ValueError, OSError) as err:
         if not _is_damaged_file_error(err):
@@ -67,11 +447,22 @@ def load_local_checkpoint(filename, map_location=None):
                 f'checkpoint file {filename!r} could not be loaded: '
                 f'{err}') from err
         raise RuntimeError(
-            f'checkpoint file {filename!r} could not be read ({err}). It is '
+            f'checkpoint file {filename!r} could not be read '
+            f'({_short_reason(err)}). It is '
             'truncated, corrupt or not a torch checkpoint: delete it and '
             'resume from an earlier one (--resume-from WORK_DIR/iter_N.pth; '
             'work_dir/last_checkpoint names the newest), or point load_from '
             'at a valid file.') from err
+
+
+def _short_reason(err):
+    """``err`` on one line; of a weights-only load's long message, the
+    unpickler's own error."""
+    text = str(err)
+    found = re.search(r'WeightsUnpickler error:\s*([^\n]+)', text)
+    if found:
+        text = found.group(1).split('. Please use')[0]
+    return ' '.join(text.split())
 
 
 def _is_damaged_file_error(err):
@@ -97,148 +488,3 @@ def register_checkpoint_loader():
     """
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_local_checkpoint, force=True)
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint file does not fit the model it is loaded into.
-
-    Raised by :func:`check_state_dict_fits` and
-    :func:`load_checkpoint_strict`; a :class:`ValueError`, so callers that
-    catch bad arguments in general also catch it.
-    """
-
-
-def _strip_module_prefix(state_dict):
-    """Drop the ``module.`` prefix that (Distributed)DataParallel adds."""
-    return {(k[len('module.'):] if k.startswith('module.') else k): v
-            for k, v in state_dict.items()}
-
-
-def _example(keys, limit=3):
-    shown = ', '.join(keys[:limit])
-    return shown + (', ...' if len(keys) > limit else '')
-
-
-def check_state_dict_fits(model, state_dict, checkpoint_path,
-                          config_hint=None):
-    """Check that ``state_dict`` has exactly the keys and shapes of ``model``.
-
-    MMEngine's ``load_checkpoint(strict=False)`` (what ``load_from`` and
-    MMSeg's tools use) only logs missing and unexpected keys and PyTorch
-    refuses a wrong shape deep inside ``load_state_dict``: a checkpoint of
-    another model (another depth, width or ``num_classes``) then either
-    leaves layers at their random initial values without stopping, or
-    fails with a long list that does not say which file is at fault. This
-    check compares every key and shape first and names the file.
-
-    A ``module.`` prefix ((Distributed)DataParallel) is stripped. Missing
-    ``num_batches_tracked`` buffers are accepted: older PyTorch did not
-    save them and they do not change the model's output.
-
-    Args:
-        model (torch.nn.Module): The model the weights are meant for.
-        state_dict (Mapping[str, Tensor]): The weights.
-        checkpoint_path (str): Path of the file ``state_dict`` came from,
-            for the message.
-        config_hint (str, optional): What the model was built from (a
-            config path), for the message. Default: None.
-
-    Returns:
-        dict: ``state_dict`` without the ``module.`` prefix, ready for
-        ``model.load_state_dict(..., strict=False)``.
-
-    Raises:
-        CheckpointMismatchError: keys are missing, unexpected or of another
-            shape. The message gives the count and examples of each.
-    """
-    state_dict = _strip_module_prefix(state_dict)
-    expected = model.state_dict()
-    missing = [
-        k for k in expected
-        if k not in state_dict and not k.endswith('num_batches_tracked')
-    ]
-    unexpected = [k for k in state_dict if k not in expected]
-    wrong_shape = [
-        k for k in expected
-        if k in state_dict and hasattr(state_dict[k], 'shape')
-        and tuple(state_dict[k].shape) != tuple(expected[k].shape)
-    ]
-    if not (missing or unexpected or wrong_shape):
-        return state_dict
-    problems = []
-    if missing:
-        are = 'is' if len(missing) == 1 else 'are'
-        problems.append(f'{len(missing)} of the model\'s {len(expected)} '
-                        f'keys {are} missing (e.g. {_example(missing)})')
-    if unexpected:
-        are = 'key is' if len(unexpected) == 1 else 'keys are'
-        problems.append(f'{len(unexpected)} {are} not in the model '
-                        f'(e.g. {_example(unexpected)})')
-    if wrong_shape:
-        k = wrong_shape[0]
-        have = 'key has' if len(wrong_shape) == 1 else 'keys have'
-        problems.append(
-            f'{len(wrong_shape)} {have} another shape (e.g. {k}: '
-            f'{tuple(state_dict[k].shape)} in the checkpoint, '
-            f'{tuple(expected[k].shape)} in the model)')
-    model_name = f'the model of {config_hint!r}' if config_hint else \
-        f'this {type(model).__name__}'
-    raise CheckpointMismatchError(
-        f'checkpoint file {checkpoint_path!r} does not fit {model_name}: '
-        f'{"; ".join(problems)}. The checkpoint must come from the same '
-        'config (same backbone, head widths and num_classes); to fine-tune '
-        'from another model use load_from, which keeps matching layers only.')
-
-
-def load_checkpoint_strict(model, filename, map_location='cpu',
-                           config_hint=None):
-    """Load a checkpoint file into ``model``, refusing any mismatch.
-
-    The file is read through MMEngine's
-    :class:`~mmengine.runner.CheckpointLoader`, so local files go through
-    :func:`load_local_checkpoint` (full MMEngine checkpoints load under
-    torch >= 2.6; a missing or corrupt file names the file) and other
-    schemes (``http://``, ``open-mmlab://``...) work as in MMEngine. Both a
-    full checkpoint (weights under ``'state_dict'``) and a bare state dict
-    are accepted. The weights are checked with
-    :func:`check_state_dict_fits` before anything is copied into the model.
-
-    Args:
-        model (torch.nn.Module): The model to load into.
-        filename (str): Checkpoint path or URL.
-        map_location (str | torch.device): As in :func:`torch.load`.
-            Default: 'cpu'.
-        config_hint (str, optional): The config the model was built from,
-            for error messages.
-
-    Returns:
-        dict: The whole checkpoint (``meta`` etc. included; for a bare
-        state dict, ``{'state_dict': ...}``).
-
-    Raises:
-        FileNotFoundError: the local file does not exist.
-        RuntimeError: the file is truncated, corrupt or not a checkpoint.
-        CheckpointMismatchError: the file holds no state dict, or its
-            weights do not fit ``model``.
-    """
-    checkpoint = CheckpointLoader.load_checkpoint(
-        filename, map_location=map_location)
-    if isinstance(checkpoint, dict) and isinstance(
-            checkpoint.get('state_dict'), dict):
-        state_dict = checkpoint['state_dict']
-    elif isinstance(checkpoint, dict) and checkpoint and all(
-            isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        state_dict = checkpoint
-        checkpoint = dict(state_dict=state_dict)
-    else:
-        found = (f'a dict with keys {_example(sorted(map(str, checkpoint)))}'
-                 if isinstance(checkpoint, dict) else
-                 f'a {type(checkpoint).__name__}')
-        raise CheckpointMismatchError(
-            f'checkpoint file {filename!r} holds {found}, not model weights; '
-            "expected an MMEngine checkpoint (weights under 'state_dict') "
-            'or a state dict of tensors')
-    state_dict = check_state_dict_fits(model, state_dict, filename,
-                                       config_hint)
-    model.load_state_dict(state_dict, strict=False)
-    return checkpoint

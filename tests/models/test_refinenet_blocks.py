@@ -10,7 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from mmseg_refinenet.models.blocks import (ChainedResidualPooling,
                                            MultiResolutionFusion,
                                            RefineNetBlock, ResidualConvUnit)
-from mmseg_refinenet.utils.benchmark import kept_bytes
+from harness.memory import kept_bytes
 
 
 def _randomize(module, seed=0):
@@ -196,6 +196,32 @@ def test_crp_recompute_pooling_keeps_less_same_result(order):
     # no recomputation where nothing needs gradients (inference)
     with torch.no_grad():
         torch.testing.assert_close(crps[1](x), out0)
+
+
+def _has_mem_tracker():
+    try:
+        import torch.distributed._tools.mem_tracker  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_mem_tracker(),
+                    reason='MemTracker needs PyTorch >= 2.5')
+@pytest.mark.parametrize('order', ['pool_conv', 'conv_pool'])
+@pytest.mark.parametrize('flag', [False, True])
+@pytest.mark.parametrize('norm_cfg', [None, dict(type='BN')])
+def test_crp_kept_bytes_without_mem_tracker_agree(order, flag, norm_cfg):
+    """What the memory test measures where PyTorch has no MemTracker (the
+    count from operator outputs) is what MemTracker measures."""
+    from harness.memory import _kept_bytes_from_outputs
+    crp = _randomize(ChainedResidualPooling(
+        6, order=order, recompute_pooling=flag, norm_cfg=norm_cfg))
+    x = torch.randn(2, 6, 7, 9, requires_grad=True)
+    _, tracked = kept_bytes(lambda: crp(x), crp, x)
+    x = x.detach().requires_grad_()
+    _, counted = _kept_bytes_from_outputs(lambda: crp(x))
+    assert counted == tracked > 0
 
 
 def test_crp_recompute_pooling_with_norm_updates_statistics_once():

@@ -102,6 +102,18 @@ def test_compare_models_wrong_arguments_command_line(tmp_path,
     assert_one_line_error(proc, *fragments)
 
 
+def test_compare_models_outside_a_clone(tmp_path, assert_one_line_error):
+    """Copied out of the repository (as into an installed package's .mim
+    folder), compare_models.py says that it needs the benchmark harness
+    of a clone, before importing anything heavy."""
+    copy = tmp_path / 'tools' / 'analysis' / 'compare_models.py'
+    copy.parent.mkdir(parents=True)
+    copy.write_text(open(COMPARE).read())
+    proc = run(str(copy), OURS, '--shape', '8', '8', cwd=tmp_path)
+    assert_one_line_error(proc, 'runs from a clone',
+                          'needs benchmarks/harness/')
+
+
 def write_log(work_dir, timestamp, lines):
     vis = work_dir / timestamp / 'vis_data'
     vis.mkdir(parents=True)

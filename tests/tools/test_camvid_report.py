@@ -163,7 +163,8 @@ def test_report(tmp_path):
                  'none.', 'r=8', '![trimap](camvid_trimap.png)',
                  '![val mIoU](camvid_val_curve.png)',
                  '![predictions](camvid_predictions.png)',
-                 'docs/gpu_runbook.md', 'iter_3000.pth --tta',
+                 'How to rerun: `benchmarks/camvid_experiment.py`',
+                 'iter_3000.pth --tta',
                  '| Sky | Building |'):
         assert text in section, text
     assert '(../../configs/camvid/frrn-a_1xb8-20k_camvid-360x480.py)' \
@@ -187,7 +188,7 @@ def test_report(tmp_path):
 def test_goals_not_met_and_missing_model(tmp_path):
     # FRRN A 58.0: below 60 and behind DeepLabV3 (59.0); RefineNet ahead.
     # UNet not run: its placeholder stays, the md says so.
-    # No model's ms+flip test ran (the session's time ran out): no figure
+    # No model's ms+flip test ran (the job's time ran out): no figure
     # and no command.
     def no_ms_flip(rec):
         rec.pop('test_miou_ms_flip')
@@ -370,7 +371,7 @@ def test_cpu_pilot_kind(tmp_path):
                          'run\n')
     assert md.endswith(gpu_md[gpu_end:])
     section = md[gpu_end:len(md) - len(gpu_md) + gpu_end]
-    for text in ('not the issue\'s experiment',
+    for text in ('not the experiment itself',
                  '`tools/analysis/camvid_report.py --kind cpu_pilot`',
                  'cpu (2 cores, AMD EPYC 7B13)',
                  '250 of the configs\' 20000 iterations',
@@ -383,7 +384,7 @@ def test_cpu_pilot_kind(tmp_path):
                  '![predictions](camvid_pilot_predictions.png)',
                  'FRRN A: peak_memory_mb'):
         assert text in section, text
-    for text in ('Goals of issue 6', 'literature, not run here',
+    for text in ('### Goals', 'literature, not run here',
                  'extra_options ['):
         assert text not in section, text
     # camvid.json: the GPU records as they were, then the pilot's, then

@@ -216,3 +216,15 @@ def test_wrong_arguments_command_line(checkpoints, tmp_path):
     args, out = wrong_arguments(checkpoints, case, tmp_path)
     proc = export(args, cwd=str(tmp_path), timeout=300)
     assert_refused(proc, words, out)
+
+
+def test_dynamo_exporter_on_an_older_torch_names_the_version(
+        monkeypatch, tmp_path):
+    from mmseg_refinenet.deployment import onnx_export
+    monkeypatch.setattr(onnx_export, 'dynamo_exporter_available',
+                        lambda: False)
+    out = tmp_path / 'model.onnx'
+    with pytest.raises(RuntimeError, match=r'torch >= 2\.6'):
+        onnx_export.export_onnx(
+            torch.nn.Identity(), str(out), (8, 8), exporter='dynamo')
+    assert list(tmp_path.iterdir()) == []

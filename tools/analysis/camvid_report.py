@@ -1,4 +1,4 @@
-"""Render the CamVid GPU experiment (issue 6) into docs/results.
+"""Render the CamVid GPU experiment into docs/results.
 
 Reads the result files of one GPU run of the five CamVid models::
 
@@ -24,9 +24,9 @@ and writes, in the ``--docs`` folder (default ``docs/results``):
   to the next ``## `` heading is rewritten (the rest is kept byte for
   byte): device, commit (the training's; each test's commit, from the
   records' ``test_commits``, where it differs), date, the schedule used,
-  the main table, the issue's anchors and goals with a verdict computed
-  from the numbers, per-class IoU (single scale and ms+flip), the trimap
-  curve, the commands.
+  the main table, the literature anchors and the goals with a verdict
+  computed from the numbers, per-class IoU (single scale and ms+flip),
+  the trimap curve, the commands.
 * ``camvid_trimap.png``, ``camvid_val_curve.png`` and
   ``camvid_predictions.png`` next to it (matplotlib, Agg).
 
@@ -55,8 +55,8 @@ missing (or null) in a record is rendered as ``-`` and listed in the
 training command, schedule, iterations) are required (the test commands
 are null for a model whose tests never ran): a record without them, a
 field of the wrong type or schedules that differ between models (other
-than ``concurrent_models``; the issue demands one identical schedule) stop
-the script with a one-line ``error:`` and exit status 2. Re-running on the
+than ``concurrent_models``; the comparison needs one identical schedule)
+stop the script with a one-line ``error:`` and exit status 2. Re-running on the
 same inputs writes identical files. Neither torch nor mmseg is imported:
 it runs on any machine with numpy, matplotlib and Pillow.
 """
@@ -77,7 +77,7 @@ SECTION = '## GPU experiment'
 #: of its figures. ``cpu_pilot``: the same five models and schedule scaled
 #: down to a CPU (fewer iterations, config overrides such as a lower input
 #: resolution), a check of the set-up on the real splits, not a result of
-#: the issue (no anchors, no goals).
+#: the comparison (no anchors, no goals).
 KINDS = {
     'gpu': dict(heading=SECTION, figure_prefix='camvid_'),
     'cpu_pilot': dict(heading='## CPU pilot', figure_prefix='camvid_pilot_'),
@@ -96,7 +96,7 @@ MODELS = [
      'configs/camvid/unet-s5-d16_fcn_1xb8-20k_camvid-360x480.py', 'mmseg'),
 ]
 KEYS = [m[0] for m in MODELS]
-# Test mIoU (%) from scratch on the SegNet split of CamVid (issue 6).
+# Test mIoU (%) from scratch on the SegNet split of CamVid (literature).
 ANCHORS = [('SegNet-Basic', 46.3), ('ENet', 51.3), ('FC-DenseNet103', 66.9)]
 FRRN_GOAL = 60.0
 REQUIRED_JSON = ('model', 'config', 'command', 'commit', 'device',
@@ -198,7 +198,7 @@ def check_record(rec, name):
     if not text(rec['commands'].get('train')):
         raise SchemaError(f'{name}: field \'commands.train\' must be a '
                           'string')
-    # a model whose tests never ran (the session's time ran out) has no
+    # a model whose tests never ran (its job's time ran out) has no
     # test commands, and no test figures
     for sub in ('test', 'test_ms_flip'):
         value = rec['commands'].get(sub)
@@ -276,7 +276,7 @@ def check_record(rec, name):
 
 
 def check_schedules(records):
-    """The issue demands one schedule: all equal but concurrent_models."""
+    """One schedule for every model: all equal but concurrent_models."""
     def bare(rec):
         return {k: v for k, v in rec['schedule'].items()
                 if k != 'concurrent_models'}
@@ -288,7 +288,8 @@ def check_schedules(records):
             field = sorted(k for k in set(a) | set(b)
                            if a.get(k, '<absent>') != b.get(k, '<absent>'))[0]
             raise SchemaError(
-                'schedules differ (the issue demands one identical schedule'
+                'schedules differ (the comparison needs one identical '
+                'schedule'
                 f'): {first["key"]}.json has {field}='
                 f'{json.dumps(a.get(field, "<absent>"))}, {rec["key"]}.json '
                 f'has {field}={json.dumps(b.get(field, "<absent>"))}')
@@ -652,8 +653,7 @@ def tree_state(rec):
 
 def tested_elsewhere(runs):
     """'MODEL: single scale `c` (tree)' for every test that ran at another
-    commit than its model's training (a later command, in a later
-    session, can run later code)."""
+    commit than its model's training (a later job can run later code)."""
     out = []
     for r in runs:
         parts = []
@@ -853,7 +853,7 @@ def trimap_table(runs):
 
 def ranking(runs):
     """The models by single-scale test mIoU, best first (the CPU pilot's
-    summary in place of the issue's goals)."""
+    summary in place of the goals)."""
     measured = sorted((r for r in runs if r.get('test_miou') is not None),
                       key=lambda r: (-r['test_miou'], KEYS.index(r['key'])))
     line = ' > '.join(f'{r["model"]} {fmt(r["test_miou"])}'
@@ -875,13 +875,13 @@ def results_section(runs_by_key, placeholders, stems, pred_status, figures,
          'run', '']
     if pilot:
         L += ['**A scaled-down rehearsal of the GPU experiment above, on a '
-              'CPU: not the issue\'s experiment.** The same five configs, '
+              'CPU: not the experiment itself.** The same five configs, '
               'data pipeline and optimiser, with far fewer iterations and '
               'the config overrides listed below (a lower input '
               'resolution); its figures check that the models and the '
               'schedule train and test on the real splits. They are not '
-              'comparable with the literature anchors or the goals of the '
-              'issue, and an order of the models this early in training '
+              'comparable with the literature anchors or the goals, and an '
+              'order of the models this early in training '
               'need not hold at the end of the full schedule.', '']
     L += ['Written by `tools/analysis/camvid_report.py'
           + (' --kind cpu_pilot' if pilot else '') + '` from the run\'s '
@@ -914,7 +914,7 @@ def results_section(runs_by_key, placeholders, stems, pred_status, figures,
         L += ['', '### Order at this budget', '',
               'Single-scale test mIoU, best first: ' + ranking(runs), '']
     else:
-        L += ['', '### Goals of issue 6', '',
+        L += ['', '### Goals', '',
               'Anchors, test mIoU from scratch on this split (literature): '
               + ', '.join(f'{n} {v}' for n, v in ANCHORS) + '. Goals: FRRN '
               f'A above {FRRN_GOAL:.0f}, RefineNet and FRRN ahead of the '
@@ -956,7 +956,7 @@ def results_section(runs_by_key, placeholders, stems, pred_status, figures,
               for k in ('train', 'test', 'test_ms_flip')]
     L += ['```', '']
     if pilot:
-        L.append('How to rerun: `tools/device/camvid_experiment.py` '
+        L.append('How to rerun: `benchmarks/camvid_experiment.py` '
                  '`train`, `wait`, `test --device cpu` and `collect` with '
                  'the iterations and the `--extra` options of the schedule '
                  'above (the commands it ran are listed); then `python '
@@ -965,7 +965,9 @@ def results_section(runs_by_key, placeholders, stems, pred_status, figures,
                  '`"kind": "cpu_pilot"` records of `camvid.json` and the '
                  '`camvid_pilot_*.png` figures.')
     else:
-        L.append('How to rerun: [`docs/gpu_runbook.md`](../gpu_runbook.md); '
+        L.append('How to rerun: `benchmarks/camvid_experiment.py` '
+                 '`calibrate`, `train`, `wait`, `test` and `collect` (one '
+                 'or more phases per job where jobs have a time limit); '
                  'then `python tools/analysis/camvid_report.py RUN_DIR '
                  '--data data/camvid` rewrites this section, `camvid.json` '
                  'and the figures.')
@@ -1013,7 +1015,7 @@ def parse_args(argv=None):
                         help='add the literature anchors to the main table '
                         'and the validation plot')
     parser.add_argument('--kind', choices=sorted(KINDS), default='gpu',
-                        help='gpu (default): the GPU experiment of issue 6; '
+                        help='gpu (default): the GPU experiment; '
                         'cpu_pilot: a scaled-down run on a CPU, written to '
                         'its own section, records and figures')
     args = parser.parse_args(argv)

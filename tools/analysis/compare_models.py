@@ -36,9 +36,11 @@ Measurements (the first config is the reference of the ratios):
 
 The data preprocessor (normalisation, padding) is not part of the
 measurements: the model gets a ready NCHW tensor. The measurements are
-``mmseg_refinenet/utils/benchmark.py``, shared with
+those of the benchmark harness (``benchmarks/harness/``), shared with
 ``benchmarks/benchmark_models.py`` (which adds mixed precision,
-channels_last, best-batch throughput and the issue's model list).
+channels_last, best-batch throughput and the models of
+``docs/benchmarks.md``). This script therefore runs from a clone of the
+repository, not from an installed package's ``.mim`` folder.
 """
 import gc
 import json
@@ -47,12 +49,29 @@ import os.path as osp
 import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+HARNESS = osp.join(REPO, 'benchmarks')
+if not osp.isdir(osp.join(HARNESS, 'harness')):
+    sys.stderr.write('error: tools/analysis/compare_models.py runs from a '
+                     'clone of the mmseg-refinenet repository: it needs '
+                     f'benchmarks/harness/, which {REPO} lacks\n')
+    sys.exit(2)
+for path in (REPO, HARNESS):  # the plugin and the harness, without install
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
-from mmseg_refinenet.utils.cli import (  # noqa: E402
+from harness.cli import (  # noqa: E402
     OneLineArgumentParser, fail, positive_int, resolve_device,
     silence_library_notices)
+
+METRICS = [
+    # key, label, unit, higher is better
+    ('params_m', 'Params', 'M', False),
+    ('gflops', 'FLOPs', 'G', False),
+    ('latency_ms', 'Latency', 'ms', False),
+    ('throughput_img_s', 'Throughput', 'img/s', True),
+    ('train_step_ms', 'Train step', 'ms', False),
+    ('peak_train_mem_mb', 'Peak train mem', 'MB', False),
+]
 
 silence_library_notices()
 
@@ -86,25 +105,19 @@ def parse_args(argv=None):
     return args
 
 
-def _benchmark():
-    """The shared measurement functions (imports MMSeg and the plugin)."""
-    from mmseg_refinenet.utils import benchmark
-    return benchmark
-
-
 def load_config(path):
-    bm = _benchmark()
+    from harness import segmentors
     try:
-        return bm.load_config(path)
-    except bm.BenchmarkError as e:
+        return segmentors.load_config(path)
+    except segmentors.BenchmarkError as e:
         fail(str(e))
 
 
 def build_model(cfg, path, device):
-    bm = _benchmark()
+    from harness import segmentors
     try:
-        return bm.build_model(cfg, path, device)
-    except bm.BenchmarkError as e:
+        return segmentors.build_model(cfg, path, device)
+    except segmentors.BenchmarkError as e:
         fail(str(e))
 
 
@@ -115,7 +128,6 @@ def ratio(value, reference):
 
 
 def add_ratios(records):
-    METRICS = _benchmark().METRICS
     first = records[0]
     for rec in records:
         rec['ratios'] = {
@@ -174,7 +186,6 @@ def markdown_table(records):
 def plot(records, path):
     import matplotlib
     matplotlib.use('Agg')
-    METRICS = _benchmark().METRICS
     import matplotlib.pyplot as plt
 
     names = [rec['name'] for rec in records]
@@ -216,7 +227,7 @@ def main(argv=None):
     init_default_scope('mmseg')
     import mmseg_refinenet  # noqa: F401  (registers our modules)
     import torch
-    bm = _benchmark()
+    from harness import measure, segmentors
 
     cfgs = [load_config(path) for path in args.configs]
     device = resolve_device(args.device)
@@ -230,27 +241,27 @@ def main(argv=None):
         tag = f'[{i}/{n}] {osp.basename(path)}'
         progress(f'{tag}: building the model')
         model = build_model(cfg, path, device)
-        params = bm.count_params(model)
+        params = segmentors.count_params(model)
         progress(f'{tag}: {params:.2f} M parameters; timing inference '
                  f'(batch {args.batch})')
-        lat = bm.spread(bm.measure_inference(model, shape, args.batch,
-                                             args.warmup, args.repeats,
-                                             device))
+        lat = measure.spread(
+            measure.measure_inference(model, shape, args.batch, args.warmup,
+                                      args.repeats, device))
         progress(f"{tag}: latency {lat['median']:.1f} ms; timing training "
                  f'steps (batch {args.train_batch})')
-        times, mem, method = bm.measure_training(model, shape,
-                                                 args.train_batch,
-                                                 args.warmup, args.repeats,
-                                                 device)
-        step = bm.spread(times)
+        times, mem, method = measure.measure_training(model, shape,
+                                                      args.train_batch,
+                                                      args.warmup,
+                                                      args.repeats, device)
+        step = measure.spread(times)
         progress(f"{tag}: train step {step['median']:.1f} ms, peak train "
                  f'memory {mem:.0f} MB; counting FLOPs')
         # Last: the FLOP count traces the model with torch.jit.
-        gflops = bm.count_flops(model, shape, device)
+        gflops = measure.count_flops(model, shape, device)
         progress(f'{tag}: {gflops:.2f} GFLOPs')
         records.append(dict(
             config=path, name=osp.splitext(osp.basename(path))[0],
-            model=bm.model_name(model), device=device,
+            model=segmentors.model_name(model), device=device,
             torch=torch.__version__, shape=list(shape), batch=args.batch,
             train_batch=args.train_batch, warmup=args.warmup,
             repeats=args.repeats, params_m=params, gflops=gflops,

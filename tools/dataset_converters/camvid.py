@@ -24,7 +24,8 @@ hidden folder next to ``OUT`` and renamed into place at the end.
 ``--splits`` converts only some splits (only those need to be present in
 ``SRC``); into an ``OUT`` that already holds other splits it adds the new
 ones, each staged the same way. That serves data that arrives in parts,
-e.g. train and val first, test later (``docs/gpu_runbook.md``)::
+e.g. train and val first, test later (a machine with little disk or a
+slow link)::
 
     python tools/dataset_converters/camvid.py CamVid -o data/camvid \
         --splits train val

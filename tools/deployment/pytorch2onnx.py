@@ -16,11 +16,15 @@ takes its name; a mismatch writes nothing (a file already at ``--out`` is
 left as it was) and exits with status 1.
 
 Without ``--checkpoint`` the model keeps its random initial weights (useful
-to check that a config exports; the tool says so). Wrong arguments (missing
-config or checkpoint, a checkpoint of another model, a shape the model
-cannot take, onnx not installed) end with ``error: ...`` and exit status 2,
-and no file is left behind: the file is written under a temporary name and
-renamed only when the export (and the verification) succeeded.
+to check that a config exports; the tool says so). The checkpoint is
+unpickled with an allowlist of a checkpoint's types, so it cannot run code;
+``--trust-checkpoint`` (or ``trust_checkpoint = True`` in the config)
+unpickles a file one trusts in full. Wrong arguments (missing config or
+checkpoint, a checkpoint of another model or holding other objects than a
+checkpoint's, a shape the model cannot take, onnx not installed) end with
+``error: ...`` and exit status 2, and no file is left behind: the file is
+written under a temporary name and renamed only when the export (and the
+verification) succeeded.
 """
 import argparse
 import importlib.util
@@ -46,6 +50,12 @@ def parse_args(argv=None):
     parser.add_argument('config', help='model config file')
     parser.add_argument('--checkpoint', help='checkpoint file (.pth)')
     parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the checkpoint in full, which runs any code it '
+        'holds: only for a file you trust (by default only the types of a '
+        'checkpoint are built; also trust_checkpoint = True in the config)')
+    parser.add_argument(
         '--out', required=True, help='ONNX file to write (e.g. model.onnx)')
     parser.add_argument(
         '--shape',
@@ -63,9 +73,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--exporter',
         choices=['dynamo', 'torchscript'],
-        default='dynamo',
+        default=None,
         help="torch.onnx exporter: 'dynamo' (torch.export; torch's "
-        "default) or 'torchscript' (legacy tracer, faster to export)")
+        "default; torch >= 2.6) or 'torchscript' (legacy tracer, faster to "
+        "export). Default: 'dynamo' where torch has it, else 'torchscript'")
     parser.add_argument(
         '--opset', type=int, default=None, help='ONNX opset version')
     parser.add_argument(
@@ -130,15 +141,26 @@ def metadata(cfg, model, args):
 
 
 def run(args):
-    check_args(args)
     if importlib.util.find_spec('mmseg_refinenet') is None:
         sys.path.insert(0, REPO_ROOT)
+    from mmseg_refinenet.deployment import (DEFAULT_EXPORTER,
+                                            dynamo_exporter_available)
+    if args.exporter is None:
+        args.exporter = DEFAULT_EXPORTER
+    elif args.exporter == 'dynamo' and not dynamo_exporter_available():
+        import torch
+        raise ExportError('--exporter dynamo needs torch >= 2.6 (this is '
+                          f'torch {torch.__version__}); use --exporter '
+                          'torchscript')
+    check_args(args)
     import torch
 
     from mmseg_refinenet.apis import SegmentorLoadError, load_segmentor
     from mmseg_refinenet.deployment import export_onnx, verify_onnx
     try:
-        model, cfg, _ = load_segmentor(args.config, args.checkpoint)
+        model, cfg, _ = load_segmentor(
+            args.config, args.checkpoint,
+            trust_checkpoint=args.trust_checkpoint)
     except SegmentorLoadError as err:
         raise ExportError(str(err))
     if args.checkpoint is None:

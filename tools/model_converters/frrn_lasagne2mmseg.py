@@ -10,8 +10,10 @@ writes an MMEngine checkpoint for an ``EncoderDecoder`` with ``FRRN`` and
     python tools/model_converters/frrn_lasagne2mmseg.py frrn_a.npz \
         frrn_a_cityscapes.pth --arch A
 
-Bad input ends with ``error: ...`` on stderr, exit status 2 and no output
-file. See docs/model_converters.md.
+Arrays of pickled Python objects are refused (unpickling them can run
+code) unless ``--trust-checkpoint`` is given. Bad input ends with
+``error: ...`` on stderr, exit status 2 and no output file. See
+docs/model_converters.md.
 """
 import argparse
 import sys
@@ -36,13 +38,20 @@ def parse_args(argv=None):
         type=float,
         default=1e-5,
         help='eps of the target model\'s batch norms (default 1e-5)')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the source file in full, which runs any code it '
+        'holds: only for a file you trust (by default arrays of pickled '
+        'objects are refused)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        arrays = load_lasagne_npz(args.src)
+        arrays = load_lasagne_npz(args.src,
+                                  trust=args.trust_checkpoint)
         state_dict, info = convert_frrn_lasagne_params(
             arrays, args.arch, args.num_classes, bn_eps=args.bn_eps)
         meta = dict(

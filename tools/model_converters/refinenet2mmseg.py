@@ -13,43 +13,43 @@ published layout, and writes an MMEngine checkpoint
     python tools/model_converters/refinenet2mmseg.py rf101.pth \
         refinenet_r101_voc.pth
 
-Bad input ends with ``error: ...`` on stderr, exit status 2 and no output
-file. See docs/model_converters.md.
+The file is unpickled with the checkpoint allowlist, so it cannot run code;
+``--trust-checkpoint`` unpickles a file one trusts in full. Bad input ends
+with ``error: ...`` on stderr, exit status 2 and no output file. See
+docs/model_converters.md.
 """
 import argparse
 import os.path as osp
-import pickle
 import sys
-import warnings
-
-import torch
 
 from mmseg_refinenet.converters.refinenet import (
     convert_refinenet_state_dict, save_mmengine_checkpoint, unwrap_checkpoint)
+from mmseg_refinenet.utils import (UntrustedCheckpointError,
+                                   load_local_checkpoint, trusted_checkpoints)
 
 
-def load_torch_file(path):
-    """``torch.load`` weights-only, falling back (with a warning) to a full
-    unpickle for old files that need it. Only convert files you trust."""
+def load_torch_file(path, trust=False):
+    """The object saved in the torch file ``path``, unpickled without
+    running code from it (the checkpoint allowlist of
+    :mod:`mmseg_refinenet.utils.checkpoint`), or in full with ``trust``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UntrustedCheckpointError: the file needs other globals and is not
+            trusted; nothing of it was run.
+        ValueError: not a torch file.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: no such file')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with trusted_checkpoints(path if trust else None):
+            return load_local_checkpoint(path, map_location='cpu')
+    except UntrustedCheckpointError:
+        raise
     except Exception as err:  # noqa: B902  (garbage raises anything)
-        if not isinstance(err, pickle.UnpicklingError):
-            raise ValueError(f'{path}: not a readable torch checkpoint '
-                             f'({type(err).__name__}: {err})') from err
-        if 'weights only' not in str(err).lower():  # not a pickle at all
-            raise ValueError(f'{path}: not a readable torch checkpoint '
-                             f'({err})') from err
-        warnings.warn(f'{path} is not a plain weights file; loading it with '
-                      'weights_only=False (this runs its pickled code: only '
-                      'do this with files you trust)')
-    try:
-        return torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as err:  # any unpickling failure: not a checkpoint
+        cause = err.__cause__ or err
         raise ValueError(f'{path}: not a readable torch checkpoint '
-                         f'({err})') from err
+                         f'({type(cause).__name__}: {cause})') from err
 
 
 def parse_args(argv=None):
@@ -61,6 +61,12 @@ def parse_args(argv=None):
         choices=['auto', 'yes', 'no'],
         default='auto',
         help='Light-Weight RefineNet layout; auto: 1x1 adaptation convs')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the source file in full, which runs any code it '
+        'holds: only for a file you trust (by default only the types of a '
+        'checkpoint are built)')
     return parser.parse_args(argv)
 
 
@@ -68,7 +74,8 @@ def main(argv=None):
     args = parse_args(argv)
     lightweight = dict(auto=None, yes=True, no=False)[args.lightweight]
     try:
-        state_dict = unwrap_checkpoint(load_torch_file(args.src))
+        state_dict = unwrap_checkpoint(
+            load_torch_file(args.src, trust=args.trust_checkpoint))
         converted, info = convert_refinenet_state_dict(
             state_dict, lightweight=lightweight)
         variant = ('Light-Weight RefineNet'

@@ -16,7 +16,7 @@ from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
 from ..utils.arg_checks import check_channels, check_positive_int
-from ..utils.window_max_pool import window_max_pool2d
+from ..utils.max_pooling import window_max_pool2d
 
 
 @MODELS.register_module()

@@ -20,7 +20,6 @@ RefineNet of Nekrasov et al. (BMVC 2018).
 """
 from typing import List, Optional, Sequence, Union
 
-import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule, build_activation_layer
 from mmengine.model import BaseModule, ModuleList, Sequential
@@ -30,10 +29,10 @@ from torch.utils.checkpoint import checkpoint
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 
-from ..utils import recomputing_max_pool2d
 from ..utils.arg_checks import (check_channels, check_non_negative_int,
                                 check_odd_kernel_size, check_one_of,
                                 check_positive_int)
+from ..utils.max_pooling import is_compiling, recomputing_max_pool2d
 
 CRP_ORDERS = ('pool_conv', 'conv_pool')
 
@@ -291,21 +290,24 @@ class ChainedResidualPooling(BaseModule):
             layer: their scales) to zero, so the block starts as ``act(x)``
             (see :class:`ResidualConvUnit`). Default: False.
         recompute_pooling (bool): In training, recompute the max-poolings
-            in the backward pass (``torch.utils.checkpoint``) instead of
-            keeping what they produce. With ``order='pool_conv'`` and no
-            norm layer, a stage ``conv(pool(s))`` keeps only its input
-            ``s`` (the previous stage's output, kept for the next stage
-            anyway): the backward pass recomputes the pooled map, which
-            the convolution's backward reads, and the argmax indices, and
-            stops before the convolution (the checkpoint's early stop, on
-            by default in PyTorch), so no convolution runs twice.
-            Otherwise the pooling alone is recomputed, which drops its
+            in the backward pass instead of keeping what they produce.
+            With ``order='pool_conv'`` and no norm layer, a stage
+            ``conv(pool(s))`` keeps only its input ``s`` (the previous
+            stage's output, kept for the next stage anyway;
+            ``torch.utils.checkpoint``): the backward pass recomputes the
+            pooled map, which the convolution's backward reads, and the
+            argmax indices, and stops before the convolution (the
+            checkpoint's early stop, on by default in PyTorch), so no
+            convolution runs twice. Otherwise the pooling alone is
+            recomputed (:func:`recomputing_max_pool2d`), which drops its
             int64 indices (twice the bytes of the pooled map in fp32).
             Either way outputs and gradients are unchanged; the memory
             saved is measured in ``docs/benchmarks.md``.
             Training under ``torch.compile``, the poolings go through
             :func:`recomputing_max_pool2d` whatever this flag (Inductor
-            miscompiled their backward; see that function). Default: True.
+            miscompiled their backward; see
+            :mod:`~mmseg_refinenet.models.utils.max_pooling`).
+            Default: True.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -367,14 +369,12 @@ class ChainedResidualPooling(BaseModule):
         return len(self.convs)
 
     def _pool(self, x: Tensor, recompute: bool) -> Tensor:
-        if x.requires_grad and torch.compiler.is_compiling():
-            # Inductor miscompiles the backward of these chained poolings
-            # (see recomputing_max_pool2d); this op keeps x, like recompute
-            return recomputing_max_pool2d(x, self.pool.kernel_size)
-        if recompute:
+        if recompute or (x.requires_grad and is_compiling()):
             # keeps x (read by the pooling's backward in any case), not the
-            # int64 argmax indices
-            return checkpoint(self.pool, x, use_reentrant=False)
+            # int64 argmax indices. Under torch.compile always: Inductor
+            # miscompiles the backward of these chained poolings, which
+            # this pooling hides from it (see models/utils/max_pooling.py)
+            return recomputing_max_pool2d(x, self.pool.kernel_size)
         return self.pool(x)
 
     def _pool_conv(self, conv: nn.Module, x: Tensor) -> Tensor:

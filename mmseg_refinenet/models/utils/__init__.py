@@ -3,9 +3,8 @@ from .arg_checks import (check_channels, check_non_negative_int,
                          check_positive_int)
 from .checks import (check_gt_sem_seg, check_head_inputs, check_image_batch,
                      check_seg_labels, value_checks_enabled)
-from .recomputing_max_pool import recomputing_max_pool2d
+from .max_pooling import recomputing_max_pool2d, window_max_pool2d
 from .theano_upsample import theano_bilinear_upsample
-from .window_max_pool import window_max_pool2d
 
 __all__ = [
     'check_channels', 'check_gt_sem_seg', 'check_head_inputs',

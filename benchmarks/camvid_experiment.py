@@ -1,4 +1,4 @@
-"""Issue 6 on one GPU machine: five CamVid models, one schedule, resumable.
+"""The CamVid comparison: five models, one schedule, as resumable jobs.
 
 Trains FRRN A, RefineNet-R50 and MMSeg's FCN-R50-D8, DeepLabV3-R50-D8 and
 UNet-S5-D16 (``configs/camvid/``) from scratch **at the same time on one
@@ -7,41 +7,42 @@ split at single scale and with multi-scale + flip, and collects every
 figure of ``docs/results/camvid.{md,json}`` into one archive for
 ``tools/analysis/camvid_report.py``.
 
-Why this script: a lent GPU machine gives at most 10 minutes per command
-and 15 minutes of device time per session (its start included), it starts
-bare, and what a command leaves running survives only if it started its
-own session and the next command comes within seconds. So the five
-trainings run in the background, each under a small supervisor (a new
-session) that records its start, end and exit status; every phase is a
+It is made for machines that give jobs a time limit (a batch scheduler's
+wall-clock limit, a preemptible instance): the five trainings run in the
+background, each under a small supervisor (in a process session of its
+own) that records its start, end and exit status, and every phase is a
 separate command that can be repeated and picks up where the last one
 stopped: ``train`` launches what is neither running nor finished and
-resumes (MMEngine ``--resume``) what was interrupted. The whole sequence
-of device calls is in ``docs/gpu_runbook.md`` (session A).
+resumes (MMEngine ``--resume``) what was interrupted, ``test`` tests only
+what is missing. Each phase ends within the time it is given
+(``--max-min`` / ``--max-s``), so that a job can run one or more phases
+and leave before its limit; the next job goes on.
 
 The schedule is the configs' own (AdamW, lr 1e-3, linear warm-up, poly
 decay, batch 8, RefineNet's augmentation) with fewer iterations than their
-planned 20k, identical for the five models: ``calibrate`` times a few
-iterations of all five running together and proposes the largest round
-number of iterations that the slowest model completes in the time budget.
-The schedule is passed as ``--cfg-options`` of ``tools/train.py``, so the
-command recorded for each model reruns it anywhere.
+20k, identical for the five models: ``calibrate`` times a few iterations
+of all five running together and proposes the largest round number of
+iterations that the slowest model completes in the training time it is
+given. The schedule is passed as ``--cfg-options`` of ``tools/train.py``,
+so the command recorded for each model reruns it anywhere.
 
-Phases (each prints what it did; RUN defaults to
+Phases (each prints what it did; RUN, the experiment's folder, defaults to
 ``$MMSEG_RN_STATE/camvid``, ``/tmp/mmseg_refinenet/camvid``)::
 
-    python tools/device/camvid_experiment.py calibrate --budget-min 6
+    python benchmarks/camvid_experiment.py calibrate --budget-min 6
     # or: the trainings must be over 420 s after calibrate starts
-    python tools/device/camvid_experiment.py calibrate --ends-in 420
-    python tools/device/camvid_experiment.py train      # background
-    python tools/device/camvid_experiment.py wait --max-min 9
-    python tools/device/camvid_experiment.py test --max-min 4
-    python tools/device/camvid_experiment.py collect --export $OUT
-    python tools/device/camvid_experiment.py status
+    python benchmarks/camvid_experiment.py calibrate --ends-in 420
+    python benchmarks/camvid_experiment.py train      # background
+    python benchmarks/camvid_experiment.py wait --max-min 9
+    python benchmarks/camvid_experiment.py test --max-min 4
+    python benchmarks/camvid_experiment.py collect --export OUT_DIR
+    python benchmarks/camvid_experiment.py status
 
 Exit status: 0 done, 1 a model failed (its log is named), 2 wrong
 arguments or missing inputs, 3 ``wait`` ran out of time with models still
 training (run ``wait`` again), or ``test`` ran out of time and stopped the
 tests still running (run ``test`` again: it tests only what is missing).
+``docs/results/camvid.md`` says how the published figures were made.
 """
 import argparse
 import glob
@@ -57,9 +58,14 @@ import sys
 import tarfile
 import time
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
-from device_cli import cli  # noqa: E402 (this folder, see device_cli.py)
+# standard library only: the supervisors import neither torch nor MMSeg
+from harness import cli, provenance  # noqa: E402
+
 fail = cli.fail
 
 #: key, name in the results, config (relative to the repository)
@@ -256,18 +262,6 @@ def launch(run, key, phase, args, env=None):
     return proc
 
 
-def _provenance():
-    """mmseg_refinenet/utils/provenance.py, loaded by path: the package's
-    ``__init__`` would import torch and mmseg into every supervisor."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        '_mmseg_rn_provenance',
-        osp.join(REPO, 'mmseg_refinenet', 'utils', 'provenance.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def cmd_supervise(args):
     """Run the command, recording its start, end and exit status, and the
     commit it runs (and whether the tree differs from it)."""
@@ -275,10 +269,10 @@ def cmd_supervise(args):
     state_file = run.state_file(args.key, args.stage)
     state = run.state(args.key, args.stage)
     cmd = args.command
-    prov = _provenance()
     segment = dict(pid=os.getpid(), start=time.time(), end=None, rc=None,
                    command=_quote(['python'] + cmd[1:]),
-                   commit=prov.git_commit(REPO), dirty=prov.git_dirty(REPO))
+                   commit=provenance.git_commit(REPO),
+                   dirty=provenance.git_dirty(REPO))
     state['segments'].append(segment)
     _write_json(state_file, state)
     child = subprocess.Popen(cmd, cwd=REPO)
@@ -588,8 +582,8 @@ def cmd_wait(args):
     states = wait_for(run, keys, 'train', deadline, every=args.every,
                       show=_show(run, keys, 'train'))
     if any(s == 'running' for s in states.values()):
-        print('still training: run `wait` again (the trainings go on only '
-              'while a command of this machine is in flight)')
+        print('still training: run `wait` again (the trainings go on in '
+              'the background)')
         return 3
     bad = [k for k, s in states.items() if s != 'finished']
     if bad:
@@ -767,7 +761,7 @@ def _device_name():
             return torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    from mmseg_refinenet.utils.benchmark import cpu_name
+    from harness.machine import cpu_name
     return f'cpu ({os.cpu_count()} cores, {cpu_name()})'
 
 
@@ -905,7 +899,7 @@ def cmd_collect(args):
             print(f'{key}: not finished, no record')
             continue
         # one model's bad numbers must not cost the others their records
-        # (nor the export below: this is the session's last call)
+        # (nor the export below)
         try:
             trained = (args.commit, None) if args.commit else \
                 trained_commit(key, run.state(key)['segments'])
@@ -987,14 +981,13 @@ def parse_args(argv=None):
     budget.add_argument('--ends-in', type=float, metavar='SECONDS',
                         help='the trainings must be over this many seconds '
                         'after calibrate starts (its own time and the '
-                        'launch are taken off); e.g. $((REMAIN - 330 - '
-                        'SECONDS)) in call A2 of docs/gpu_runbook.md')
+                        'launch are taken off): the time left to the job '
+                        'minus what the later phases need')
     p.add_argument('--max-train-s', type=float, default=None,
                    metavar='SECONDS',
                    help='at most this many seconds of training, whatever '
-                   'the budget: the trainings must end inside the wait of '
-                   'the next command, which runs 570 s at most; '
-                   '$((570 - 330)) in call A2 of docs/gpu_runbook.md')
+                   '--budget-min or --ends-in allow (e.g. so that the '
+                   'trainings end inside the `wait` of the same job)')
     p.add_argument('--round', type=int, default=100,
                    help='round the iterations down to a multiple of this')
     p.add_argument('--max-min', type=float, default=5)
@@ -1005,8 +998,8 @@ def parse_args(argv=None):
     p = common(sub.add_parser('wait', help='wait for the trainings'), False)
     p.add_argument('--max-min', type=float, default=9)
     p.add_argument('--max-s', type=float, default=None,
-                   help='seconds instead of --max-min, e.g. '
-                   '$((END - 280 - SECONDS)) with tools/device/budget.sh')
+                   help='seconds instead of --max-min (e.g. the time left '
+                   'to the job minus what `test` and `collect` need)')
     p.add_argument('--every', type=float, default=60)
     p = common(sub.add_parser('test', help=cmd_test.__doc__), False)
     p.add_argument('--jobs', type=int, default=5)

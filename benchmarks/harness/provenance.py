@@ -1,8 +1,8 @@
 """Which code a result came from: the commit and whether the tree differed.
 
-Standard library only, so that light processes (the training supervisor of
-``tools/device/camvid_experiment.py``, which loads this file by path) can
-record it without importing torch or mmseg.
+Standard library only, so that light processes (the training supervisors
+of ``benchmarks/camvid_experiment.py``) can record it without importing
+torch or MMSeg.
 """
 import os
 import os.path as osp
@@ -12,9 +12,9 @@ import subprocess
 def git_commit(repo):
     """The checked-out commit, read from ``.git`` without running git.
 
-    A copy of the tree without ``.git`` (the lent GPU machine of
-    ``docs/gpu_runbook.md``) gets it from ``$MMSEG_RN_COMMIT``, which
-    ``tools/device/env.sh`` sets from the carried ``.carry/meta``.
+    A copy of the tree without ``.git`` (e.g. one exported with ``git
+    archive`` to a machine without git) gets it from ``$MMSEG_RN_COMMIT``,
+    set by whoever made the copy; None if unset.
     """
     git = osp.join(repo, '.git')
     if not osp.exists(git):
@@ -51,6 +51,8 @@ def git_dirty(repo):
     Runs ``git status --porcelain --untracked-files=no`` with
     ``GIT_OPTIONAL_LOCKS=0``, so that it never takes the index lock of a
     tree others work in. Changes under :data:`NOT_DIRTYING` do not count.
+    A copy without ``.git`` gets it from ``$MMSEG_RN_DIRTY`` (``1`` or
+    ``0``).
     """
     if not osp.exists(osp.join(repo, '.git')):
         flag = os.environ.get('MMSEG_RN_DIRTY')

@@ -1,4 +1,4 @@
-"""tools/device/camvid_experiment.py: the schedule it passes to the five
+"""benchmarks/camvid_experiment.py: the schedule it passes to the five
 CamVid configs, its background runs (start, interruption, resume) and the
 records it collects. The fast tests use stand-in commands and written
 logs; one slow test runs the whole sequence on a tiny generated CamVid on
@@ -17,11 +17,11 @@ import pytest
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'device', 'camvid_experiment.py')
+TOOL = osp.join(REPO, 'benchmarks', 'camvid_experiment.py')
 
 
 def load_tool():
-    # as when run as a script: its folder first on sys.path (device_cli)
+    # as when run as a script: its folder first on sys.path (harness)
     if osp.dirname(TOOL) not in sys.path:
         sys.path.insert(0, osp.dirname(TOOL))
     spec = importlib.util.spec_from_file_location('camvid_experiment', TOOL)
@@ -193,8 +193,8 @@ def test_background_runs_interrupted_and_finished(tmp_path):
     assert states == dict(a='finished', c='failed')
     ok.wait()
     bad.wait()
-    # killing the supervisor's session (as a lost command would) leaves the
-    # run 'interrupted', to be resumed by the next `train`
+    # killing the supervisor's session (as a job's time limit would) leaves
+    # the run 'interrupted', to be resumed by the next `train`
     os.killpg(slow.pid, 9)
     slow.wait()
     assert tool.status_of(run, 'b') == 'interrupted'
@@ -203,7 +203,7 @@ def test_background_runs_interrupted_and_finished(tmp_path):
     assert run.state('a')['segments'][0]['rc'] == 0
     assert run.state('c')['segments'][0]['rc'] == 3
     # each segment records the code it ran
-    from mmseg_refinenet.utils.benchmark import git_commit
+    from harness.provenance import git_commit
     assert segment['commit'] == git_commit(tool.REPO)
     # a JSON boolean, or None where git could not tell; not `in (True,
     # False, None)`, which lets 0 and 1 through (1 == True in Python)
@@ -425,7 +425,7 @@ def test_collect_keeps_the_others_and_exports(tmp_path, monkeypatch,
                                               capsys):
     """A model whose record cannot be made (here its numbers fail a check)
     is reported; the other records are written and the archive exported
-    all the same: collect is the session's last command."""
+    all the same: collect is often a job's last command."""
     keys = ['frrn-a', 'fcn-r50-d8']
     run = trained_run(tmp_path, keys)
     real = tool.collect_record
@@ -497,7 +497,7 @@ def test_whole_sequence_on_cpu(tmp_path, write_segnet_camvid):
         assert proc.returncode == expect, proc.stdout + proc.stderr[-3000:]
         return proc.stdout
 
-    # the deadline form of the runbook; the proposal (hundreds of
+    # the deadline form (--ends-in); the proposal (hundreds of
     # iterations on this CPU) is checked, then 8 are trained
     out = phase('calibrate', *common, *data_args, '--iters', '8',
                 '--log-every', '2', '--ends-in', '900', '--round', '8')

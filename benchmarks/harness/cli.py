@@ -1,9 +1,15 @@
-"""Command-line helpers shared by the analysis and benchmark scripts.
+"""Command-line helpers shared by the benchmark and analysis scripts.
 
-``tools/analysis/compare_models.py``, ``benchmarks/benchmark_models.py`` and
-``benchmarks/check_compile.py`` report wrong arguments as one line
-``error: ...`` with exit status 2 (no argparse usage dump, no traceback),
-and hide library notices that say nothing about the measurement.
+The scripts of ``benchmarks/`` and ``tools/analysis/compare_models.py``
+report wrong arguments as one line ``error: ...`` with exit status 2 (no
+argparse usage dump, no traceback), and hide library notices that say
+nothing about the measurement. Standard library only: the light
+supervisor processes of ``benchmarks/camvid_experiment.py`` use it
+without importing torch or MMSeg.
+
+The installed package's own tools (``tools/train.py``, ``tools/test.py``,
+``tools/infer.py``, the converters) do not use it: they run from the
+installed package's ``.mim`` folder too, where ``benchmarks/`` is absent.
 """
 import argparse
 import sys

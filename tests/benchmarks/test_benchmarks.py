@@ -1,9 +1,9 @@
 """benchmarks/benchmark_models.py and render.py, run as a user would, and the
-budget helpers of mmseg_refinenet/utils/benchmark.py.
+measurement and time-limit helpers of benchmarks/harness/.
 
 The benchmark runs two small models (the quick-start RefineNet-R18 and a
 narrow FRRN A) at 32x64 with one repeat; the test checks that every record
-has every field the issue asks for, that what cannot run is recorded with
+has every field docs/benchmarks.md shows, that what cannot run is recorded with
 its reason, and that render.py writes the Markdown and the plot.
 """
 import json
@@ -16,15 +16,15 @@ import time
 import pytest
 import torch
 
-from mmseg_refinenet.utils import benchmark as bm
+from harness import measure, provenance, roofline, segmentors
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH = osp.join(REPO, 'benchmarks', 'benchmark_models.py')
 RENDER = osp.join(REPO, 'benchmarks', 'render.py')
 R18 = osp.join(REPO, 'configs', 'quickstart',
                'refinenet_r18_1xb8-300it_synthetic-64x64.py')
-# the fields issue 7 asks for, and the provenance
-ISSUE_FIELDS = {
+# the fields of every record, and the provenance
+RECORD_FIELDS = {
     'device', 'torch', 'commit', 'model', 'config', 'shape', 'batch',
     'dtype', 'channels_last', 'latency_ms', 'throughput_img_s',
     'train_step_ms', 'peak_train_mem_mb', 'gflops', 'params_m'
@@ -72,7 +72,7 @@ def test_benchmark_quick_records(quick_run):
     keys = set(records[0])
     for rec in records:
         assert set(rec) == keys
-        assert ISSUE_FIELDS | EXTRA_FIELDS <= keys
+        assert RECORD_FIELDS | EXTRA_FIELDS <= keys
         assert rec['device'] == 'cpu' and rec['torch'] == torch.__version__
         assert rec['shape'] == [32, 64] and rec['batch'] == 1
         assert rec['status'] in ('ok', 'partial', 'skipped')
@@ -149,7 +149,7 @@ def test_render(quick_run, tmp_path):
     assert text.startswith('# My header\n')
     assert text.rstrip().endswith('My footer')
     assert 'old' not in text
-    for fragment in ('RefineNet-R18', 'FRRN-tiny', '## Goals of issue 7',
+    for fragment in ('RefineNet-R18', 'FRRN-tiny', '## Goals',
                      'not measured: needs a GPU', 'with_cp', '(x1.00)',
                      '## Roofline', 'benchmarks_cpu.png',
                      '## Compiled forward', 'FRRN-tiny (torch.compile '
@@ -210,21 +210,21 @@ def test_timed_stops_at_the_deadline():
         calls.append(1)
         time.sleep(0.05)
 
-    times = bm.timed(slow, 0, 100, 'cpu', deadline=time.monotonic() + 0.2)
+    times = measure.timed(slow, 0, 100, 'cpu', deadline=time.monotonic() + 0.2)
     assert 1 <= len(times) < 10
     # at least one timed run, even past the deadline
-    assert len(bm.timed(slow, 1, 5, 'cpu',
-                        deadline=time.monotonic() - 1)) == 1
+    assert len(measure.timed(slow, 1, 5, 'cpu',
+                             deadline=time.monotonic() - 1)) == 1
 
 
 def test_time_limit_interrupts():
     start = time.monotonic()
-    with pytest.raises(bm.BudgetExceeded):
-        with bm.time_limit(0.2):
+    with pytest.raises(measure.BudgetExceeded):
+        with measure.time_limit(0.2):
             while True:
                 time.sleep(0.01)
     assert time.monotonic() - start < 5
-    with bm.time_limit(5):  # no alarm left behind
+    with measure.time_limit(5):  # no alarm left behind
         pass
     time.sleep(0.05)
 
@@ -242,22 +242,27 @@ class _Tiny(torch.nn.Module):
 
 def test_best_throughput_and_helpers():
     model = _Tiny()
-    result = bm.best_throughput(model, (16, 16), [1, 2, 4], 0, 2, 'cpu',
-                                channels_last=True)
+    result = measure.best_throughput(model, (16, 16), [1, 2, 4],
+                                     0,
+                                     2,
+                                     'cpu',
+                                     channels_last=True)
     assert result['batch'] in (1, 2, 4)
     assert result['throughput_img_s'] == max(result['by_batch'].values())
-    assert bm.set_with_cp(model, True) == 1 and model.with_cp is True
-    cost = bm.forward_cost(model, (16, 16), 'cpu')
+    assert segmentors.set_with_cp(model, True) == 1 and model.with_cp is True
+    cost = roofline.forward_cost(model, (16, 16), 'cpu')
     # 3x3 conv, 3 -> 4 channels, 16x16: 2 * 4 * 3 * 9 * 256 FLOPs
     assert cost['flops'] == 2 * 4 * 3 * 9 * 256
     assert cost['bytes'] > (3 + 4) * 256 * 4
-    assert bm.is_oom(RuntimeError("DefaultCPUAllocator: can't allocate "
-                                  'memory: you tried to allocate 1 bytes'))
-    assert not bm.is_oom(RuntimeError('shape mismatch'))
-    assert bm.device_peaks('NVIDIA H100 80GB HBM3', 'bf16') == (989.4,
-                                                                3350.0)
-    assert bm.device_peaks('cpu', 'fp32') is None
-    assert bm.git_commit(REPO) is None or len(bm.git_commit(REPO)) == 40
+    assert measure.is_oom(
+        RuntimeError("DefaultCPUAllocator: can't allocate "
+                     'memory: you tried to allocate 1 bytes'))
+    assert not measure.is_oom(RuntimeError('shape mismatch'))
+    assert roofline.device_peaks('NVIDIA H100 80GB HBM3',
+                                 'bf16') == (989.4, 3350.0)
+    assert roofline.device_peaks('cpu', 'fp32') is None
+    assert provenance.git_commit(REPO) is None or len(
+        provenance.git_commit(REPO)) == 40
 
 
 def test_measure_with_cp_restores_the_flags(tiny_frrn_config):
@@ -265,8 +270,8 @@ def test_measure_with_cp_restores_the_flags(tiny_frrn_config):
     from mmseg.utils import register_all_modules
     register_all_modules()
     cfg = Config.fromfile(tiny_frrn_config)
-    model = bm.build_model(cfg, 'tiny FRRN', 'cpu')
-    results = bm.measure_with_cp(model, (32, 32), 1, 0, 1, 'cpu')
+    model = segmentors.build_model(cfg, 'tiny FRRN', 'cpu')
+    results = measure.measure_with_cp(model, (32, 32), 1, 0, 1, 'cpu')
     assert set(results) == {False, True}
     for times, peak, method in results.values():
         assert len(times) == 1 and times[0] > 0 and 'RSS' in method
@@ -281,16 +286,16 @@ def test_measured_training_steps_leave_the_weights(tiny_frrn_config):
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules()
-    model = bm.build_model(Config.fromfile(tiny_frrn_config), 'tiny FRRN',
-                           'cpu')
+    model = segmentors.build_model(Config.fromfile(tiny_frrn_config),
+                                   'tiny FRRN', 'cpu')
     before = [p.detach().clone() for p in model.parameters()]
-    times, _, _ = bm.measure_training(model, (32, 32), 2, 1, 3, 'cpu')
+    times, _, _ = measure.measure_training(model, (32, 32), 2, 1, 3, 'cpu')
     assert len(times) == 3
     for p, p0 in zip(model.parameters(), before):
         torch.testing.assert_close(p.detach(), p0, rtol=0, atol=0)
     # the optimiser is a real one: a step with gradients fills its state
     params = [torch.nn.Parameter(torch.ones(3))]
-    optimizer = bm.step_optimizer(params)
+    optimizer = measure.step_optimizer(params)
     params[0].grad = torch.ones(3)
     optimizer.step()
     assert 'momentum_buffer' in optimizer.state[params[0]]
@@ -301,7 +306,8 @@ def test_measured_training_steps_leave_the_weights(tiny_frrn_config):
 def test_camvid_activation_memory_estimate(tmp_path):
     """The five CamVid models build in train mode and report their saved
     activations (small input: the figure scales with the pixels). Slow
-    (about 20 s): a planning script of the GPU runbook, run by CI."""
+    (about 20 s): it says whether the CamVid experiment fits a GPU; run by
+    CI."""
     proc = run(osp.join(REPO, 'benchmarks', 'camvid_activation_memory.py'),
                '--shape', '64', '96', cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -335,19 +341,23 @@ def test_git_dirty_ignores_results_and_docs(tmp_path):
     git('add', '.')
     git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '-m',
         'c')
-    assert bm.git_dirty(str(tmp_path)) is False
+    assert provenance.git_dirty(str(tmp_path)) is False
     for name in files[1:3]:
         (tmp_path / name).write_text('b\n')
-    assert bm.git_dirty(str(tmp_path)) is False
+    assert provenance.git_dirty(str(tmp_path)) is False
     (tmp_path / 'benchmarks/render.py').write_text('b\n')
-    assert bm.git_dirty(str(tmp_path)) is True
+    assert provenance.git_dirty(str(tmp_path)) is True
 
 
 def test_compiled_inference_is_compiled_or_refused():
     model = _Tiny()
-    times = bm.measure_inference(model, (16, 16), 1, 3, 2, 'cpu',
-                                 compile_mode='default',
-                                 compile_backend='aot_eager')
+    times = measure.measure_inference(model, (16, 16),
+                                      1,
+                                      3,
+                                      2,
+                                      'cpu',
+                                      compile_mode='default',
+                                      compile_backend='aot_eager')
     assert len(times) == 2 and min(times) > 0
 
     class Uncompilable(_Tiny):
@@ -357,10 +367,14 @@ def test_compiled_inference_is_compiled_or_refused():
             return super().forward(x, mode)
 
     # dynamo skips the forward: eager times must not pass for compiled ones
-    with pytest.raises(bm.BenchmarkError, match='compiled no graph'):
-        bm.measure_inference(Uncompilable(), (16, 16), 1, 1, 1, 'cpu',
-                             compile_mode='default',
-                             compile_backend='aot_eager')
+    with pytest.raises(segmentors.BenchmarkError, match='compiled no graph'):
+        measure.measure_inference(Uncompilable(), (16, 16),
+                                  1,
+                                  1,
+                                  1,
+                                  'cpu',
+                                  compile_mode='default',
+                                  compile_backend='aot_eager')
 
 
 def test_planned_groups(load_script):
@@ -478,8 +492,8 @@ def test_paired_latency_time_limit(tmp_path, tiny_frrn_config):
 
 def test_hard_stop_never_runs_far_past_the_time_limit(monkeypatch):
     """What a measurement cannot stop itself (a torch.compile) is cut at
-    twice its budget, but never more than 10 s past --time-limit: B1 on
-    the GPU machine must return before the device tool's timeout."""
+    twice its budget, but never more than 10 s past --time-limit: a run
+    under a job's time limit must end before the job is killed."""
     import importlib.util
     import types
     spec = importlib.util.spec_from_file_location(
@@ -488,13 +502,13 @@ def test_hard_stop_never_runs_far_past_the_time_limit(monkeypatch):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     stops = []
-    real = bm.time_limit
+    real = measure.time_limit
 
     def spy(seconds):
         stops.append(seconds)
         return real(seconds)
 
-    monkeypatch.setattr(bm, 'time_limit', spy)
+    monkeypatch.setattr(measure, 'time_limit', spy)
     args = types.SimpleNamespace(time_limit=3.0, budget=30.0)
     runner = script.Runner(args, env={}, results=None, device='cpu')
     record = dict(errors={})
@@ -508,14 +522,14 @@ def test_hard_stop_never_runs_far_past_the_time_limit(monkeypatch):
 
 
 # --------------------------------------------------------------------------
-# the CUDA path, as far as the CPU can show it (a review before the first
-# GPU session: each of these was a bug there)
+# the CUDA path, as far as the CPU can show it (each guards a fault that
+# a GPU run would show)
 # --------------------------------------------------------------------------
 def test_device_peaks_take_the_longest_matching_name():
     # 'NVIDIA H200 NVL' also contains 'H200' (the SXM part: 989 TFLOP/s)
-    assert bm.device_peaks('NVIDIA H200 NVL', 'bf16') == (835.0, 4800.0)
-    assert bm.device_peaks('NVIDIA H200', 'bf16') == (989.4, 4800.0)
-    assert bm.device_peaks('NVIDIA H100 NVL', 'fp32') == (417.5, 3900.0)
+    assert roofline.device_peaks('NVIDIA H200 NVL', 'bf16') == (835.0, 4800.0)
+    assert roofline.device_peaks('NVIDIA H200', 'bf16') == (989.4, 4800.0)
+    assert roofline.device_peaks('NVIDIA H100 NVL', 'fp32') == (417.5, 3900.0)
 
 
 def test_timed_warmup_can_be_finished_and_followed():
@@ -525,13 +539,17 @@ def test_timed_warmup_can_be_finished_and_followed():
         events.append('run')
 
     # a deadline already past: the warm-up stops after its first run...
-    bm.timed(run, 3, 5, 'cpu', deadline=time.monotonic() - 1)
+    measure.timed(run, 3, 5, 'cpu', deadline=time.monotonic() - 1)
     assert events == ['run'] * 2
     # ...but compiled code finishes it: its first runs compile and record
     events.clear()
-    times = bm.timed(run, 3, 5, 'cpu', deadline=time.monotonic() - 1,
-                     finish_warmup=True,
-                     after_warmup=lambda: events.append('reset'))
+    times = measure.timed(run,
+                          3,
+                          5,
+                          'cpu',
+                          deadline=time.monotonic() - 1,
+                          finish_warmup=True,
+                          after_warmup=lambda: events.append('reset'))
     assert events == ['run'] * 3 + ['reset', 'run'] and len(times) == 1
 
 
@@ -539,15 +557,15 @@ def test_compiled_inference_finishes_its_warmup(monkeypatch):
     """A compile that ends past the deadline must not leave its first
     (CUDA-graph recording) run to be timed as the compiled latency."""
     seen = []
-    real = bm.timed
+    real = measure.timed
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get('finish_warmup', False))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bm, 'timed', spy)
+    monkeypatch.setattr(measure, 'timed', spy)
     for mode in ('default', None):
-        times = bm.measure_inference(
+        times = measure.measure_inference(
             _Tiny(), (16, 16), 1, 3, 2, 'cpu',
             deadline=time.monotonic() - 1, compile_mode=mode,
             compile_backend='aot_eager')
@@ -561,18 +579,18 @@ def test_best_throughput_keeps_what_it_measured(monkeypatch):
             raise RuntimeError('index out of range for int32')
         return [10.0]  # ms at every batch: batch 2 is the best
 
-    monkeypatch.setattr(bm, 'measure_inference', fake)
-    result = bm.best_throughput(None, (8, 8), [1, 2, 4, 8], 0, 1, 'cpu')
+    monkeypatch.setattr(measure, 'measure_inference', fake)
+    result = measure.best_throughput(None, (8, 8), [1, 2, 4, 8], 0, 1, 'cpu')
     assert result['batch'] == 2 and set(result['by_batch']) == {1, 2}
     assert result['stopped'].startswith('batch 4: RuntimeError: index')
     # an error at the first batch leaves nothing to keep: it is raised
     with pytest.raises(RuntimeError, match='int32'):
-        bm.best_throughput(None, (8, 8), [4, 8], 0, 1, 'cpu')
+        measure.best_throughput(None, (8, 8), [4, 8], 0, 1, 'cpu')
 
 
 def test_snapshot_state_is_a_host_copy():
     model = _Tiny()
-    state = bm.snapshot_state(model)
+    state = segmentors.snapshot_state(model)
     assert all(t.device.type == 'cpu' for t in state.values())
     with torch.no_grad():
         model.conv.weight.add_(1)
@@ -591,8 +609,9 @@ def test_build_model_switches_value_checks_off(tiny_frrn_config):
         return [m.check_finite for m in model.modules()
                 if hasattr(m, 'check_finite')]
 
-    on = flags(bm.build_model(cfg, 'tiny FRRN', 'cpu', value_checks=True))
-    off = flags(bm.build_model(cfg, 'tiny FRRN', 'cpu'))
+    on = flags(
+        segmentors.build_model(cfg, 'tiny FRRN', 'cpu', value_checks=True))
+    off = flags(segmentors.build_model(cfg, 'tiny FRRN', 'cpu'))
     assert len(on) >= 2 and all(on)  # the backbone and the head
     assert len(off) == len(on) and not any(off)
 
@@ -657,7 +676,7 @@ def test_settle_grad_scaler_until_a_step_is_not_skipped():
     """fp16 training steps are timed once the GradScaler stops skipping
     them (a skipped step makes no optimizer step and no momentum buffer)."""
     model = torch.nn.Linear(4, 4)
-    optimizer = bm.step_optimizer(model.parameters())
+    optimizer = measure.step_optimizer(model.parameters())
     # 2**40 overflows fp16 gradients: the first steps are skipped
     scaler = torch.amp.GradScaler('cpu', init_scale=2.0**40)
     x = torch.randn(2, 4)
@@ -670,13 +689,13 @@ def test_settle_grad_scaler_until_a_step_is_not_skipped():
         scaler.step(optimizer)
         scaler.update()
 
-    count = bm.settle_grad_scaler(step, scaler, max_steps=64)
+    count = measure.settle_grad_scaler(step, scaler, max_steps=64)
     assert count is not None and count > 1
     assert scaler.get_scale() < 2.0**40
     assert optimizer.state[model.weight]  # the last step was made
     # a scaler that never settles within max_steps: None
     scaler = torch.amp.GradScaler('cpu', init_scale=2.0**120)
-    assert bm.settle_grad_scaler(step, scaler, max_steps=3) is None
+    assert measure.settle_grad_scaler(step, scaler, max_steps=3) is None
 
 
 def test_fp16_training_settles_the_scaler_first(tiny_frrn_config,
@@ -684,18 +703,22 @@ def test_fp16_training_settles_the_scaler_first(tiny_frrn_config,
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules()
-    model = bm.build_model(Config.fromfile(tiny_frrn_config), 'tiny FRRN',
-                           'cpu')
+    model = segmentors.build_model(Config.fromfile(tiny_frrn_config),
+                                   'tiny FRRN', 'cpu')
     settled = []
-    real = bm.settle_grad_scaler
+    real = measure.settle_grad_scaler
 
     def spy(step, scaler, **kwargs):
         settled.append(real(step, scaler, **kwargs))
         return settled[-1]
 
-    monkeypatch.setattr(bm, 'settle_grad_scaler', spy)
-    times, _, _ = bm.measure_training(model, (32, 32), 2, 0, 1, 'cpu',
-                                      dtype='fp16')
+    monkeypatch.setattr(measure, 'settle_grad_scaler', spy)
+    times, _, _ = measure.measure_training(model, (32, 32),
+                                           2,
+                                           0,
+                                           1,
+                                           'cpu',
+                                           dtype='fp16')
     assert len(times) == 1 and len(settled) == 1
-    bm.measure_training(model, (32, 32), 2, 0, 1, 'cpu', dtype='bf16')
+    measure.measure_training(model, (32, 32), 2, 0, 1, 'cpu', dtype='bf16')
     assert len(settled) == 1  # no scaler without fp16

@@ -23,8 +23,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 import mmseg_refinenet  # noqa: F401
-from mmseg_refinenet.utils.benchmark import (
-    eager_and_compiled_gradients, graph_breaks)
+from harness.compile_check import eager_and_compiled_gradients, graph_breaks
 
 register_all_modules()
 
@@ -155,8 +154,9 @@ def test_compiled_refinenet_head_gives_the_eager_gradients():
         torch.testing.assert_close(c, e, rtol=1e-4, atol=1e-4)
 
 
-CHECK_COMPILE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                         'benchmarks', 'check_compile.py')
+CHECK_COMPILE = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+    'benchmarks', 'check_compile.py')
 
 
 def test_check_compile_gradient_records(run_script_main, render_page,

@@ -1,6 +1,7 @@
-"""The training-memory estimate on fake tensors (issue 7's memory goals):
-it agrees with what real tensors allocate, and estimate_memory.py and
-render.py turn it into records and a section of docs/benchmarks.md."""
+"""The training-memory estimate on fake tensors (the memory goals of
+docs/benchmarks.md): it agrees with what real tensors allocate, and
+estimate_memory.py and render.py turn it into records and a section of
+docs/benchmarks.md."""
 import json
 import os
 import os.path as osp
@@ -14,9 +15,9 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import mmseg_refinenet  # noqa: F401
 from mmseg_refinenet.models.utils.checks import value_checks_enabled
-from mmseg_refinenet.utils import benchmark as bm
+from harness import measure, memory, provenance, segmentors
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ESTIMATE = osp.join(REPO, 'benchmarks', 'estimate_memory.py')
 RENDER = osp.join(REPO, 'benchmarks', 'render.py')
 R18 = osp.join(REPO, 'configs', 'quickstart',
@@ -35,8 +36,9 @@ def allocated_peak_mb(model, shape, batch):
     buffers, the batch) plus the largest running sum of allocations minus
     frees within the step."""
     from torch.profiler import ProfilerActivity, profile
-    x = bm.make_input(batch, shape, 'cpu')
-    samples = bm.make_seg_samples(batch, shape, bm.num_classes(model), 'cpu')
+    x = measure.make_input(batch, shape, 'cpu')
+    samples = measure.make_seg_samples(batch, shape,
+                                       segmentors.num_classes(model), 'cpu')
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def step():
@@ -69,9 +71,11 @@ def test_estimate_agrees_with_real_allocations():
     # the CPU kernels' own buffers (which the estimate does not see, nor
     # on a GPU cuDNN's workspaces) weigh more than the activations
     shape, batch = (128, 192), 2
-    est = bm.estimate_training_memory(bm.load_config(R18), R18, shape, batch)
+    est = memory.estimate_training_memory(segmentors.load_config(R18), R18,
+                                          shape, batch)
     torch.manual_seed(0)
-    model = bm.build_model(bm.load_config(R18), R18, 'cpu').train()
+    model = segmentors.build_model(segmentors.load_config(R18), R18,
+                                   'cpu').train()
     real = allocated_peak_mb(model, shape, batch)
     assert est['peak_mb'] == pytest.approx(real, rel=0.03)
     kinds = est['by_kind_mb']
@@ -110,7 +114,7 @@ def test_estimate_memory_script_and_render(tmp_path, tiny_frrn_config,
                     'est_by_kind_mb', 'est_modules_mb'):
             assert rec[key], key
         # None in a copy of the tree without .git nor $MMSEG_RN_COMMIT
-        assert rec['commit'] == bm.git_commit(REPO)
+        assert rec['commit'] == provenance.git_commit(REPO)
         assert rec['est_peak_train_mem_mb'] > 0
     assert records[0]['ratio'] == 1.0
     assert records[1]['ratio'] == pytest.approx(
