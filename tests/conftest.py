@@ -217,6 +217,46 @@ def seg_samples():
     return _seg_samples
 
 
+def _train_one_step(model, optim_wrapper_cfg, inputs, data_samples):
+    """One training step of ``model`` as MMEngine's runner makes it after
+    the data preprocessor: ``loss``, ``parse_losses``, backward and a step
+    of the config's optimizer (``optim_wrapper_cfg``, built as the runner
+    builds it, with its ``paramwise_cfg``).
+
+    Checks that the loss is finite, that every trainable parameter
+    receives a finite gradient (none is cut off from the loss), that every
+    parameter with a non-zero gradient changes, and that the classifier
+    does. Returns the losses (``model.loss``'s dict).
+    """
+    from mmengine.optim import build_optim_wrapper
+    optim_wrapper = build_optim_wrapper(model, optim_wrapper_cfg)
+    model.train()
+    losses = model.loss(inputs, data_samples)
+    loss, _ = model.parse_losses(losses)
+    assert torch.isfinite(loss), losses
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    before = {n: p.detach().clone() for n, p in params.items()}
+    optim_wrapper.backward(loss)
+    cut_off = [n for n, p in params.items() if p.grad is None]
+    assert not cut_off, f'no gradient reaches {cut_off[:5]}'
+    for name, p in params.items():
+        assert torch.isfinite(p.grad).all(), name
+    learning = [n for n, p in params.items() if p.grad.any()]
+    optim_wrapper.step()
+    stuck = [n for n in learning if torch.equal(params[n], before[n])]
+    assert not stuck, f'not updated despite a gradient: {stuck[:5]}'
+    assert 'decode_head.conv_seg.weight' in learning
+    optim_wrapper.zero_grad()
+    return losses
+
+
+@pytest.fixture(scope='session')
+def train_one_step():
+    """:func:`_train_one_step`: a real training step of a config's model
+    with the config's optimizer, and its checks."""
+    return _train_one_step
+
+
 def _load_script(path):
     """The module of the script at ``path`` (``tools/`` and ``benchmarks/``
     are no packages), loaded by path: its top level runs, its
@@ -310,6 +350,28 @@ def render_page(run_script_main, tmp_path):
         return page.read_text()
 
     return run
+
+
+def _head_commit():
+    """The commit that the results of this tree must record, found with
+    ``git rev-parse HEAD`` (not the harness's own reading of ``.git``); a
+    copy without ``.git`` records ``$MMSEG_RN_COMMIT`` or None."""
+    if not osp.exists(osp.join(REPO_ROOT, '.git')):
+        return os.environ.get('MMSEG_RN_COMMIT') or None
+    try:
+        proc = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=60)
+    except OSError as error:
+        _missing('git', f'a .git folder but no git program: {error}')
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope='session')
+def head_commit():
+    """:func:`_head_commit`: the checked-out commit, by ``git rev-parse``
+    (a 40-digit hash in a git checkout, worktrees included)."""
+    return _head_commit()
 
 
 def _free_port():
