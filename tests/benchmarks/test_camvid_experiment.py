@@ -191,12 +191,12 @@ def test_background_runs_interrupted_and_finished(tmp_path, head_commit):
     assert tool.status_of(run, 'b') == 'running'
     states = tool.wait_for(run, ['a', 'c'], 'train', time.monotonic() + 30)
     assert states == dict(a='finished', c='failed')
-    ok.wait()
-    bad.wait()
+    ok.wait(60)
+    bad.wait(60)
     # killing the supervisor's session (as a job's time limit would) leaves
     # the run 'interrupted', to be resumed by the next `train`
     os.killpg(slow.pid, 9)
-    slow.wait()
+    slow.wait(60)
     assert tool.status_of(run, 'b') == 'interrupted'
     segment = run.state('b')['segments'][0]
     assert segment['rc'] is None and 'time.sleep(60)' in segment['command']
