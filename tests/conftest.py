@@ -4,7 +4,14 @@ The mmsegmentation wheel installs a top-level ``tests`` package into
 site-packages. This suite therefore has no ``tests/__init__.py`` and runs in
 pytest's importlib mode (pytest.ini), and shared helpers are exposed as
 fixtures here instead of being imported as ``tests.xxx``.
+
+What a test needs from outside the repository (a test dependency such as
+onnxruntime, the CamVid copy) goes through :func:`_missing`: the test is
+skipped when it is absent, except under ``CI=true`` (set by CI services),
+where it fails and names what is missing, so that a CI run never passes
+with those checks silently left out.
 """
+import importlib
 import importlib.util
 import os
 import os.path as osp
@@ -24,8 +31,41 @@ if osp.join(REPO_ROOT, 'benchmarks') not in sys.path:
 CAMVID_ROOT = os.environ.get(
     'CAMVID_ROOT', osp.join(REPO_ROOT, '..', 'shared', 'data', 'camvid'))
 
+#: ``CI=true``: what a test needs must be there (see :func:`_missing`).
+IN_CI = os.environ.get('CI', '').strip().lower() in ('1', 'true', 'yes')
+TEST_DEPENDENCIES = 'bash tools/install.sh --tests'
+
 # 2-core machines: keep intra-op threads at the core count.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def _missing(what, fix):
+    """Skip the test because ``what`` is missing, or, under ``CI=true``,
+    fail it: a CI run must not pass with the test left out."""
+    message = f'{what} is missing ({fix})'
+    if IN_CI:
+        pytest.fail(f'{message}; CI=true requires it instead of skipping',
+                    pytrace=False)
+    pytest.skip(message)
+
+
+def _require_module(name, fix=TEST_DEPENDENCIES):
+    """The module ``name``; see :func:`_missing` when it cannot be
+    imported."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        reason = str(error)
+    _missing(f'test dependency {name!r}', f'{fix}; {reason}')
+
+
+@pytest.fixture(scope='session')
+def require_module():
+    """The function ``(name, fix=...) -> module`` that imports a test
+    dependency, skipping the test when it is not installed (failing under
+    ``CI=true``). Call it from a fixture, e.g. a module-scoped autouse one
+    for a file that needs the dependency throughout."""
+    return _require_module
 
 
 @pytest.fixture(scope='session')
@@ -35,10 +75,12 @@ def repo_root():
 
 @pytest.fixture(scope='session')
 def camvid_root():
-    """Path of the CamVid copy; skips the test when it is absent."""
+    """Path of the CamVid copy (``CAMVID_ROOT``, default
+    ``../shared/data/camvid``); skips the test when it is absent (fails
+    under ``CI=true``)."""
     if not osp.isfile(osp.join(CAMVID_ROOT, 'train.txt')):
-        pytest.skip(f'CamVid not found at {osp.abspath(CAMVID_ROOT)} '
-                    '(set CAMVID_ROOT to its folder to run this test)')
+        _missing(f'the CamVid copy at {osp.abspath(CAMVID_ROOT)}',
+                 'set CAMVID_ROOT to its folder')
     return osp.abspath(CAMVID_ROOT)
 
 
@@ -175,6 +217,46 @@ def seg_samples():
     return _seg_samples
 
 
+def _train_one_step(model, optim_wrapper_cfg, inputs, data_samples):
+    """One training step of ``model`` as MMEngine's runner makes it after
+    the data preprocessor: ``loss``, ``parse_losses``, backward and a step
+    of the config's optimizer (``optim_wrapper_cfg``, built as the runner
+    builds it, with its ``paramwise_cfg``).
+
+    Checks that the loss is finite, that every trainable parameter
+    receives a finite gradient (none is cut off from the loss), that every
+    parameter with a non-zero gradient changes, and that the classifier
+    does. Returns the losses (``model.loss``'s dict).
+    """
+    from mmengine.optim import build_optim_wrapper
+    optim_wrapper = build_optim_wrapper(model, optim_wrapper_cfg)
+    model.train()
+    losses = model.loss(inputs, data_samples)
+    loss, _ = model.parse_losses(losses)
+    assert torch.isfinite(loss), losses
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    before = {n: p.detach().clone() for n, p in params.items()}
+    optim_wrapper.backward(loss)
+    cut_off = [n for n, p in params.items() if p.grad is None]
+    assert not cut_off, f'no gradient reaches {cut_off[:5]}'
+    for name, p in params.items():
+        assert torch.isfinite(p.grad).all(), name
+    learning = [n for n, p in params.items() if p.grad.any()]
+    optim_wrapper.step()
+    stuck = [n for n in learning if torch.equal(params[n], before[n])]
+    assert not stuck, f'not updated despite a gradient: {stuck[:5]}'
+    assert 'decode_head.conv_seg.weight' in learning
+    optim_wrapper.zero_grad()
+    return losses
+
+
+@pytest.fixture(scope='session')
+def train_one_step():
+    """:func:`_train_one_step`: a real training step of a config's model
+    with the config's optimizer, and its checks."""
+    return _train_one_step
+
+
 def _load_script(path):
     """The module of the script at ``path`` (``tools/`` and ``benchmarks/``
     are no packages), loaded by path: its top level runs, its
@@ -268,6 +350,28 @@ def render_page(run_script_main, tmp_path):
         return page.read_text()
 
     return run
+
+
+def _head_commit():
+    """The commit that the results of this tree must record, found with
+    ``git rev-parse HEAD`` (not the harness's own reading of ``.git``); a
+    copy without ``.git`` records ``$MMSEG_RN_COMMIT`` or None."""
+    if not osp.exists(osp.join(REPO_ROOT, '.git')):
+        return os.environ.get('MMSEG_RN_COMMIT') or None
+    try:
+        proc = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=60)
+    except OSError as error:
+        _missing('git', f'a .git folder but no git program: {error}')
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope='session')
+def head_commit():
+    """:func:`_head_commit`: the checked-out commit, by ``git rev-parse``
+    (a 40-digit hash in a git checkout, worktrees included)."""
+    return _head_commit()
 
 
 def _free_port():

@@ -377,8 +377,8 @@ def test_infer_refuses_payload_and_trusts_on_request(tmp_path, marker,
 
 
 def test_onnx_export_refuses_payload_and_trusts_on_request(
-        tmp_path, marker, trained, run_script_main):
-    pytest.importorskip('onnx')
+        tmp_path, marker, trained, run_script_main, require_module):
+    require_module('onnx')
     evil = evil_copy(trained['checkpoint'], tmp_path / 'evil.pth', marker)
     out = tmp_path / 'model.onnx'
     args = [trained['config'], '--checkpoint', evil, '--out', out,

@@ -482,7 +482,8 @@ def test_atomic_write_killed_midway_keeps_the_old_file(tmp_path):
         assert child.is_alive() and time.monotonic() < deadline
         time.sleep(0.01)
     os.kill(child.pid, signal.SIGKILL)
-    child.join()
+    child.join(POLL_TIMEOUT)
+    assert not child.is_alive()
     marker.unlink()
 
     assert path.read_bytes() == b'old'

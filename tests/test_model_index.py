@@ -16,11 +16,6 @@ import zipfile
 
 import pytest
 
-modelindex = pytest.importorskip(
-    'modelindex', reason='model-index is a test dependency: '
-    'bash tools/install.sh --tests')
-from modelindex.load_model_index import load  # noqa: E402
-
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FOLDERS = ('refinenet', 'frrn', 'camvid')
 
@@ -50,14 +45,23 @@ def test_files_are_up_to_date():
                 'python tools/misc/gen_model_index.py'
 
 
-def _models(index_file):
-    index = load(index_file)
-    index.build_models_with_collections()
-    return index.models
+@pytest.fixture(scope='module')
+def index_models(require_module):
+    """The function ``(index file) -> models`` of the ``model-index``
+    parser (a test dependency: the tests that use it skip without it, and
+    fail under ``CI=true``)."""
+    load = require_module('modelindex.load_model_index').load
+
+    def models(index_file):
+        index = load(index_file)
+        index.build_models_with_collections()
+        return index.models
+
+    return models
 
 
-def test_every_config_is_indexed_once():
-    models = _models(osp.join(REPO, 'model-index.yml'))
+def test_every_config_is_indexed_once(index_models):
+    models = index_models(osp.join(REPO, 'model-index.yml'))
     configs = sorted(m.config for m in models)
     assert configs == _configs()
     for m in models:
@@ -68,8 +72,9 @@ def test_every_config_is_indexed_once():
         assert m.paper['URL'].startswith('https://arxiv.org/abs/')
 
 
-def test_metadata_follows_the_config():
-    models = {m.name: m for m in _models(osp.join(REPO, 'model-index.yml'))}
+def test_metadata_follows_the_config(index_models):
+    index = osp.join(REPO, 'model-index.yml')
+    models = {m.name: m for m in index_models(index)}
     m = models['refinenet_r101_4xb2-80k_cityscapes-512x1024']
     assert m.metadata.training_data == 'Cityscapes'
     assert m.metadata.batch_size == 8  # 4 GPUs x 2 images
@@ -98,7 +103,7 @@ def test_check_mode_reports_stale_files(tmp_path, monkeypatch, capsys):
     assert generator.main(['--check']) == 0
 
 
-def test_wheel_carries_the_index_for_mim(tmp_path):
+def test_wheel_carries_the_index_for_mim(tmp_path, index_models):
     src = tmp_path / 'src'
     shutil.copytree(
         REPO,
@@ -119,7 +124,7 @@ def test_wheel_carries_the_index_for_mim(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         z.extractall(tmp_path / 'site')
     mim = tmp_path / 'site' / 'mmseg_refinenet' / '.mim'
-    models = _models(str(mim / 'model-index.yml'))
+    models = index_models(str(mim / 'model-index.yml'))
     assert sorted(m.config for m in models) == _configs()
     for m in models:  # mim resolves configs relative to .mim
         assert (mim / m.config).is_file()

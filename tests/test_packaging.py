@@ -81,9 +81,9 @@ def _clean_env(**extra):
 
 
 @pytest.fixture(scope='module')
-def built(repo_root, tmp_path_factory):
+def built(repo_root, tmp_path_factory, require_module):
     """sdist and wheel from ``python -m build`` (wheel from the sdist)."""
-    pytest.importorskip('build', reason='pip install build')
+    require_module('build')
     tmp = tmp_path_factory.mktemp('packaging')
     src = tmp / 'src'
     _copy_source(repo_root, str(src))

@@ -1,5 +1,5 @@
-"""Every RefineNet config loads, builds, trains one step's forward and
-predicts on small images on the CPU."""
+"""Every RefineNet config loads, builds, trains one step (backward and its
+own optimizer) and predicts on small images on the CPU."""
 import glob
 import os.path as osp
 
@@ -28,16 +28,17 @@ def test_all_variants_have_configs():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
-def test_config_builds_trains_and_predicts(path, seg_samples):
+def test_config_builds_trains_and_predicts(path, seg_samples,
+                                           train_one_step):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['mmseg_refinenet']
     assert cfg.tta_model.type == 'SegTTAModel' and cfg.tta_pipeline
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     num_classes = model.decode_head.num_classes
     torch.manual_seed(0)
-    model.train()
-    losses = model.loss(
-        torch.randn(2, 3, 64, 64), seg_samples(2, 64, 64, num_classes))
+    losses = train_one_step(
+        model, cfg.optim_wrapper, torch.randn(2, 3, 64, 64),
+        seg_samples(2, 64, 64, num_classes))
     assert torch.isfinite(losses['decode.loss_ce'])
     model.eval()
     with torch.no_grad():

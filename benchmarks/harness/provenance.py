@@ -20,16 +20,25 @@ def git_commit(repo):
     if not osp.exists(git):
         return os.environ.get('MMSEG_RN_COMMIT') or None
     try:
+        if osp.isfile(git):
+            # a worktree (git worktree add) or submodule: `gitdir: <dir>`,
+            # whose branches live in the main repository (`commondir`)
+            with open(git) as f:
+                git = osp.join(repo, f.read().split(':', 1)[1].strip())
+        common = git
+        if osp.isfile(osp.join(git, 'commondir')):
+            with open(osp.join(git, 'commondir')) as f:
+                common = osp.join(git, f.read().strip())
         with open(osp.join(git, 'HEAD')) as f:
             head = f.read().strip()
         if not head.startswith('ref:'):
             return head
         ref = head.split(None, 1)[1]
-        ref_file = osp.join(git, ref)
+        ref_file = osp.join(common, ref)
         if osp.isfile(ref_file):
             with open(ref_file) as f:
                 return f.read().strip()
-        with open(osp.join(git, 'packed-refs')) as f:
+        with open(osp.join(common, 'packed-refs')) as f:
             for line in f:
                 parts = line.split()
                 if len(parts) == 2 and parts[1] == ref:

@@ -160,16 +160,16 @@ def test_test_stops_at_its_deadline(tmp_path, monkeypatch):
     monkeypatch.setattr(tool, 'launch', stand_in)
     monkeypatch.setattr(tool, 'write_predictions',
                         lambda *a: predicted.append(a[0].root))
-    start = time.monotonic()
     code = tool.main(['test', '--run', run.root, '--max-s', '4',
                       '--jobs', '4'])
     assert code == 3
-    assert time.monotonic() - start < 40
     assert predicted == [run.root]
     for key in keys:
         assert tool.status_of(run, f'ss-{key}', 'test') == 'finished'
         state = run.state(f'ms_flip-{key}', 'test')['segments'][-1]
-        assert state['rc'] is not None and state['rc'] != 0  # stopped
+        # stopped: a test left to run to its end (the stand-in's 120 s)
+        # would have exited with status 0
+        assert state['rc'] is not None and state['rc'] != 0
     # nothing of the stopped tests is left running
     out = subprocess.run(['ps', '-eo', 'args'], capture_output=True,
                          text=True).stdout
@@ -180,7 +180,7 @@ def test_test_stops_at_its_deadline(tmp_path, monkeypatch):
     assert launched == [f'ms_flip-{k}' for k in keys] and code == 3
 
 
-def test_background_runs_interrupted_and_finished(tmp_path):
+def test_background_runs_interrupted_and_finished(tmp_path, head_commit):
     run = tool.Run(str(tmp_path / 'run'))
     run.makedirs()
     assert tool.status_of(run, 'a') == 'new'
@@ -191,20 +191,19 @@ def test_background_runs_interrupted_and_finished(tmp_path):
     assert tool.status_of(run, 'b') == 'running'
     states = tool.wait_for(run, ['a', 'c'], 'train', time.monotonic() + 30)
     assert states == dict(a='finished', c='failed')
-    ok.wait()
-    bad.wait()
+    ok.wait(60)
+    bad.wait(60)
     # killing the supervisor's session (as a job's time limit would) leaves
     # the run 'interrupted', to be resumed by the next `train`
     os.killpg(slow.pid, 9)
-    slow.wait()
+    slow.wait(60)
     assert tool.status_of(run, 'b') == 'interrupted'
     segment = run.state('b')['segments'][0]
     assert segment['rc'] is None and 'time.sleep(60)' in segment['command']
     assert run.state('a')['segments'][0]['rc'] == 0
     assert run.state('c')['segments'][0]['rc'] == 3
     # each segment records the code it ran
-    from harness.provenance import git_commit
-    assert segment['commit'] == git_commit(tool.REPO)
+    assert segment['commit'] == head_commit
     # a JSON boolean, or None where git could not tell; not `in (True,
     # False, None)`, which lets 0 and 1 through (1 == True in Python)
     assert segment['dirty'] is None or isinstance(segment['dirty'], bool)

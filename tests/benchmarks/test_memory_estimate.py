@@ -15,7 +15,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import mmseg_refinenet  # noqa: F401
 from mmseg_refinenet.models.utils.checks import value_checks_enabled
-from harness import measure, memory, provenance, segmentors
+from harness import measure, memory, segmentors
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ESTIMATE = osp.join(REPO, 'benchmarks', 'estimate_memory.py')
@@ -96,7 +96,7 @@ def test_value_checks_are_skipped_on_fake_tensors():
 
 
 def test_estimate_memory_script_and_render(tmp_path, tiny_frrn_config,
-                                           run_script_main):
+                                           run_script_main, head_commit):
     out = tmp_path / 'results' / 'memory-estimate.json'
     # main() in this process (a subprocess would import torch and MMSeg
     # again); without --reference and DeepLabV3: ratios to the first model
@@ -113,8 +113,7 @@ def test_estimate_memory_script_and_render(tmp_path, tiny_frrn_config,
         for key in ('torch', 'command', 'config', 'method',
                     'est_by_kind_mb', 'est_modules_mb'):
             assert rec[key], key
-        # None in a copy of the tree without .git nor $MMSEG_RN_COMMIT
-        assert rec['commit'] == provenance.git_commit(REPO)
+        assert rec['commit'] == head_commit
         assert rec['est_peak_train_mem_mb'] > 0
     assert records[0]['ratio'] == 1.0
     assert records[1]['ratio'] == pytest.approx(

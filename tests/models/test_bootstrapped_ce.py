@@ -13,10 +13,12 @@ from mmseg_refinenet.models.losses import BootstrappedCrossEntropyLoss
 IGNORE = 255
 
 
-def brute_force(logits, label, k, ignore_index=IGNORE):
+def brute_force(logits, label, k, ignore_index=IGNORE, weight=None,
+                reduction='mean'):
     """Eq. 10 with explicit loops: per image, mean of the k largest pixel
-    losses among non-void pixels (all of them if fewer, 0 if none); then
-    the mean over the batch."""
+    losses among non-void pixels (all of them if fewer, 0 if none), each
+    pixel loss times its ``weight`` first when given; then the mean over
+    the batch (``reduction='none'``: the list of per-image values)."""
     n, c, h, w = logits.shape
     per_image = []
     for i in range(n):
@@ -29,10 +31,13 @@ def brute_force(logits, label, k, ignore_index=IGNORE):
                 scores = [float(logits[i, j, y, x]) for j in range(c)]
                 m = max(scores)
                 lse = m + math.log(sum(math.exp(s - m) for s in scores))
-                losses.append(lse - scores[t])
+                factor = 1. if weight is None else float(weight[i, y, x])
+                losses.append(factor * (lse - scores[t]))
         losses.sort(reverse=True)
         top = losses[:k]
         per_image.append(sum(top) / len(top) if top else 0.)
+    if reduction == 'none':
+        return per_image
     return sum(per_image) / n
 
 
@@ -119,6 +124,38 @@ def test_weight_reduction_and_loss_weight():
     assert torch.allclose(
         base(logits, label, reduction_override='sum'),
         3 * base(logits, label))
+
+
+@pytest.mark.parametrize('k', [3, 11])
+def test_non_uniform_weight_scales_before_the_selection(k):
+    """Pixel weights (here per class, as a class-balancing sampler would
+    give, with void pixels weighted too) multiply the pixel losses before
+    the k largest are chosen, so they change which pixels count."""
+    logits, label = random_case(6)
+    class_weight = torch.tensor([0.1, 4.0, 1.0, 0.5, 2.5])
+    weight = class_weight[label.clamp(max=4)]
+    weight[label == IGNORE] = 7.0  # must not bring void pixels back
+    loss_fn = BootstrappedCrossEntropyLoss(k=k)
+    loss = loss_fn(logits, label, weight=weight, ignore_index=IGNORE)
+    want = brute_force(logits, label, k, weight=weight)
+    assert math.isclose(loss.item(), want, rel_tol=1e-5)
+    per_image = loss_fn(logits, label, weight=weight, ignore_index=IGNORE,
+                        reduction_override='none')
+    for got, ref in zip(per_image.tolist(),
+                        brute_force(logits, label, k, weight=weight,
+                                    reduction='none')):
+        assert math.isclose(got, ref, rel_tol=1e-5)
+    # the case tells weighting before and after the selection apart
+    n, h, w = label.shape
+    unweighted = torch.nn.functional.cross_entropy(
+        logits, label, ignore_index=IGNORE, reduction='none')
+    after = []
+    for i in range(n):
+        valid = label[i] != IGNORE
+        order = unweighted[i][valid].argsort(descending=True)[:k]
+        after.append((unweighted[i][valid] * weight[i][valid])[order].mean())
+    assert not math.isclose(want, torch.stack(after).mean().item(),
+                            rel_tol=1e-3)
 
 
 @pytest.mark.parametrize('k', [0, -3, 2.5, True, '8192'])

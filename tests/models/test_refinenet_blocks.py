@@ -292,14 +292,18 @@ def test_refinenet_block_without_crp_and_bad_crp():
 def test_refinenet_block_data_flow_order():
     """RCUs -> fusion -> CRP -> output RCUs, each fed by the previous."""
     block = RefineNetBlock([4, 4], num_input_rcus=1, num_output_rcus=1)
-    calls = []
-    for name in ('input_rcus', 'fusion', 'crp', 'output_rcus'):
-        module = getattr(block, name)
+    calls = []  # (name, positional inputs, output) of every call
+    modules = dict(rcu0=block.input_rcus[0], rcu1=block.input_rcus[1],
+                   fusion=block.fusion, crp=block.crp,
+                   output_rcus=block.output_rcus)
+    for name, module in modules.items():
         module.register_forward_hook(
-            lambda m, i, o, name=name: calls.append(name))
-    block.input_rcus[0].register_forward_hook(
-        lambda m, i, o: calls.append('rcu0'))
-    block.input_rcus[1].register_forward_hook(
-        lambda m, i, o: calls.append('rcu1'))
-    block([torch.randn(1, 4, 4, 4), torch.randn(1, 4, 2, 2)])
-    assert calls == ['rcu0', 'rcu1', 'fusion', 'crp', 'output_rcus']
+            lambda m, args, out, name=name: calls.append((name, args, out)))
+    x0, x1 = torch.randn(1, 4, 4, 4), torch.randn(1, 4, 2, 2)
+    out = block([x0, x1])
+    assert [name for name, _, _ in calls] == list(modules)
+    (_, (in0, ), rcu0), (_, (in1, ), rcu1), (_, (paths, ), fused), \
+        (_, (crp_in, ), pooled), (_, (out_in, ), refined) = calls
+    assert in0 is x0 and in1 is x1
+    assert len(paths) == 2 and paths[0] is rcu0 and paths[1] is rcu1
+    assert crp_in is fused and out_in is pooled and out is refined

@@ -2,6 +2,7 @@
 resolution, gradient flow and configuration errors."""
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.model import revert_sync_batchnorm
 
@@ -428,3 +429,66 @@ def test_input_fusion_convs_off_sums_the_adapted_paths():
             f[1], size=f[0].shape[2:], mode='bilinear', align_corners=False)
         expected = head.conv_seg(f[0] + up1 + prev)
         torch.testing.assert_close(head(feats), expected)
+
+
+# ---- the kernel, pooling and order options against torch ops ---------------
+
+
+def _rcu_by_hand(x, rcu, k):
+    """x + conv2(relu(conv1(relu(x)))), ``k`` x ``k`` convolutions."""
+    h = F.conv2d(F.relu(x), rcu.conv1.conv.weight, rcu.conv1.conv.bias,
+                 padding=k // 2)
+    return x + F.conv2d(F.relu(h), rcu.conv2.conv.weight, padding=k // 2)
+
+
+def _crp_by_hand(x, crp, order, pool, k):
+    """relu(x) + the chained stages, each pool(conv(s)) or conv(pool(s))
+    with a ``pool`` x ``pool`` stride-1 max-pooling."""
+    x = F.relu(x)
+    out = stage = x
+    for conv in crp.convs:
+        weight = conv.conv.weight
+        if order == 'conv_pool':
+            stage = F.max_pool2d(F.conv2d(stage, weight, padding=k // 2),
+                                 pool, 1, pool // 2)
+        else:
+            stage = F.conv2d(F.max_pool2d(stage, pool, 1, pool // 2),
+                             weight, padding=k // 2)
+        out = out + stage
+    return out
+
+
+@pytest.mark.parametrize(
+    'order,pool,rcu_k,cls_k',
+    [('pool_conv', 5, 3, 3), ('conv_pool', 5, 3, 3), ('pool_conv', 3, 3, 3),
+     ('conv_pool', 7, 5, 1), ('pool_conv', 3, 1, 5)])
+def test_crp_order_pool_size_and_kernels_compute_as_built_by_hand(
+        order, pool, rcu_k, cls_k):
+    """A one-block head with ``crp_order``, ``crp_pool_size``,
+    ``rcu_kernel_size`` and ``classifier_kernel_size`` set gives the logits
+    of the same computation written with torch ops and the head's own
+    weights (all random, none zero-initialised)."""
+    torch.manual_seed(0)
+    head = _small_head(
+        in_channels=[6], in_index=[0], adapt_channels=[8], channels=8,
+        crp_order=order, crp_pool_size=pool, rcu_kernel_size=rcu_k,
+        classifier_kernel_size=cls_k, num_input_rcus=2, num_output_rcus=1,
+        crp_stages=3, adapt_kernel_size=3, crp_kernel_size=3,
+        input_dropout_index=()).eval()
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_(0, 0.3)
+    x = torch.randn(2, 6, 12, 10)
+    block, = head.blocks
+    with torch.no_grad():
+        got = head([x])
+        want = F.conv2d(x, head.adapt_convs[0].conv.weight, padding=1)
+        for rcu in block.input_rcus[0]:
+            want = _rcu_by_hand(want, rcu, rcu_k)
+        want = _crp_by_hand(want, block.crp, order, pool, 3)
+        for rcu in block.output_rcus:
+            want = _rcu_by_hand(want, rcu, rcu_k)
+        want = F.conv2d(want, head.conv_seg.weight, head.conv_seg.bias,
+                        padding=cls_k // 2)
+    assert got.shape == (2, 5, 12, 10)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

@@ -518,12 +518,108 @@ def frrn_model():
     return model.eval()
 
 
+# The official release saves a model with ``np.savez(f,
+# *lasagne.layers.get_all_param_values(output_layers))`` (TobyPDE/FRRN,
+# dltools/nnet.py): unnamed arrays in the order of ``get_all_layers``, a
+# depth-first post-order walk from the output that visits a merge layer's
+# inputs in the order given, each layer's parameters in creation order
+# (Conv2DLayer: W, b; BatchNormLayer: beta, gamma, mean, inv_std). Written
+# out by hand for the graph of FRRNABuilder / FRRNBBuilder
+# (dltools/architectures.py), independently of the converter, the file
+# holds:
+#
+# 1. the 5x5 stem convolution: W, then its batch norm;
+# 2. each of the 3 stem residual units: 3x3 W, BN, 3x3 W, BN (48 -> 48,
+#    no projection);
+# 3. the 1x1 convolution to the residual stream: W, BN (add_conv with
+#    nonlinearity=False, but bn left on);
+# 4. each FRRU in build order: 3x3 W, BN, 3x3 W, BN, then its 1x1
+#    convolution back to the stream, W and b (bn=False, bias=True). That
+#    1x1 convolution is only reached through the stream, i.e. from the next
+#    FRRU's pooled stream input (the second input of its concat) or the
+#    final concat, so it comes after its FRRU's own convolutions and before
+#    the next FRRU's;
+# 5. each end residual unit: 3x3 W, BN, 3x3 W, BN; the first one adds a
+#    1x1 projection W (no bias, no BN) that comes last, as the second input
+#    of ElemwiseSumLayer([convs, projection]). Its input has 96 + 32
+#    channels (the upscaled last decoder FRRU and the stream; the builder's
+#    ``base_channels + lanes`` only decides that a projection is needed);
+# 6. the 1x1 classifier: W, b.
+#
+# FRRUs per pooling level and their channels (multiplier 2, 48 base
+# channels), from the builders:
+OFFICIAL_FRRUS = {
+    'A': dict(encoder=[(3, 96), (4, 192), (2, 384), (2, 384)],
+              decoder=[(2, 192), (2, 192), (2, 96)]),
+    'B': dict(encoder=[(3, 96), (4, 192), (2, 384), (2, 384), (2, 384)],
+              decoder=[(2, 192), (2, 192), (2, 192), (2, 96)]),
+}
+
+
+def official_npz_order(arch, num_classes=19, base=48, lanes=32):
+    """``(our key, kind, Lasagne shape)`` of ``arr_0, arr_1, ...`` of an
+    official FRRN file, from the description above."""
+    arrays = []
+
+    def conv(key, c_out, c_in, k, bias=False):
+        arrays.append((key + '.weight', 'W', (c_out, c_in, k, k)))
+        if bias:
+            arrays.append((key + '.bias', 'b', (c_out, )))
+
+    def bn(key, c):
+        for ours, kind in (('bias', 'beta'), ('weight', 'gamma'),
+                           ('running_mean', 'mean'),
+                           ('running_var', 'inv_std')):
+            arrays.append((f'{key}.{ours}', kind, (c, )))
+
+    def conv_bn(key, c_out, c_in, k):
+        conv(key + '.conv', c_out, c_in, k)
+        bn(key + '.bn', c_out)
+
+    conv_bn('backbone.stem_conv', base, 3, 5)
+    for i in range(3):
+        conv_bn(f'backbone.stem_units.{i}.conv1', base, base, 3)
+        conv_bn(f'backbone.stem_units.{i}.conv2', base, base, 3)
+    conv_bn('backbone.residual_conv', lanes, base, 1)
+    c_in = base
+    for part in ('encoder', 'decoder'):
+        for s, (num_units, c) in enumerate(OFFICIAL_FRRUS[arch][part]):
+            for u in range(num_units):
+                unit = f'backbone.{part}_stages.{s}.{u}'
+                conv_bn(unit + '.conv1', c, c_in + lanes, 3)
+                conv_bn(unit + '.conv2', c, c, 3)
+                conv(unit + '.conv_res.conv', lanes, c, 1, bias=True)
+                c_in = c
+    c_in += lanes
+    for i in range(3):
+        conv_bn(f'backbone.end_units.{i}.conv1', base, c_in, 3)
+        conv_bn(f'backbone.end_units.{i}.conv2', base, base, 3)
+        if c_in != base:
+            conv(f'backbone.end_units.{i}.shortcut.conv', base, c_in, 1)
+        c_in = base
+    conv('decode_head.conv_seg', num_classes, base, 1, bias=True)
+    return arrays
+
+
+@pytest.mark.parametrize('arch', ['A', 'B'])
+def test_frrn_layout_is_the_official_save_order(arch):
+    """The converter's table, array by array, against the hand-written
+    official order: two same-shaped parameters swapped in the table (two
+    3x3 convolutions, a BN's beta and gamma) would load every official
+    file wrongly without any shape error."""
+    layout = frrn_lasagne_layout(arch, 19)
+    official = official_npz_order(arch)
+    for i, (got, want) in enumerate(zip(layout, official)):
+        assert got == want, f'arr_{i}: converter {got}, official {want}'
+    assert len(layout) == len(official)
+
+
 def to_lasagne(model, eps=1e-5):
-    """Ours -> the official npz arrays, by inverting the converter's rules
-    (written independently of it, apart from the layout)."""
+    """Ours -> the official npz arrays, in the official order and by
+    inverting the converter's rules (both written independently of it)."""
     sd = model.state_dict()
     arrays = []
-    for key, kind, shape in frrn_lasagne_layout('A', 19):
+    for key, kind, shape in official_npz_order('A'):
         v = sd[key].double().numpy()
         if kind == 'W':
             v = v[:, :, ::-1, ::-1].copy()
@@ -590,7 +686,7 @@ def test_frrn_round_trip_through_cli(frrn_model, tmp_path):
 
 def test_frrn_inv_std_becomes_running_var():
     arrays = [np.random.rand(*s).astype(np.float32) + 0.5
-              for _, _, s in frrn_lasagne_layout('A', 19)]
+              for _, _, s in official_npz_order('A')]
     sd, _ = convert_frrn_lasagne_params(arrays, 'A', bn_eps=1e-5)
     inv_std = arrays[4]  # stem BN
     np.testing.assert_allclose(sd['backbone.stem_conv.bn.running_var'],

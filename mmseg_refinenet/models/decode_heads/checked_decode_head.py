@@ -1,4 +1,5 @@
 """The checks that RefineNetHead and FRRNHead share."""
+import torch
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from ..utils import check_gt_sem_seg, check_head_inputs
 from ..utils.arg_checks import check_channels, check_positive_int
@@ -38,6 +39,12 @@ class CheckedDecodeHead(BaseDecodeHead):
     is traced, exported or compiled (see
     :mod:`mmseg_refinenet.models.utils.checks`).
 
+    The losses are computed on float32 logits when the logits are float16
+    or bfloat16 (a model run in half precision): MMSeg's
+    ``CrossEntropyLoss`` computes in the dtype of the logits and averages
+    as a sum over the pixels, which overflows float16 (max 65504) to inf
+    for large logits. The gradient reaches the logits in their own dtype.
+
     Args:
         check_finite (bool): Check the selected backbone features for NaN
             and Inf at every forward. Default: False.
@@ -67,8 +74,11 @@ class CheckedDecodeHead(BaseDecodeHead):
         return super()._transform_inputs(inputs)
 
     def loss_by_feat(self, seg_logits, batch_data_samples):
-        """Check the labels if asked to, then compute MMSeg's losses."""
+        """Check the labels if asked to, then compute MMSeg's losses (on
+        float32 logits, see the class docstring)."""
         if self.check_labels:
             check_gt_sem_seg(batch_data_samples, self.num_classes,
                              self.ignore_index, type(self).__name__)
+        if seg_logits.dtype in (torch.float16, torch.bfloat16):
+            seg_logits = seg_logits.float()
         return super().loss_by_feat(seg_logits, batch_data_samples)
