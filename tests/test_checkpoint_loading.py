@@ -69,6 +69,24 @@ def test_every_truncation_is_reported_as_a_damaged_file(tmp_path, legacy):
         assert 'delete it' in str(info.value)
 
 
+@pytest.mark.parametrize('torch_allowlist', [False, True])
+def test_a_file_that_is_no_pickle_is_reported_as_damaged(
+        tmp_path, monkeypatch, torch_allowlist):
+    """Text or other bytes that are no pickle instructions: torch's
+    weights-only unpickler and the restricted Python unpickler (torch <
+    2.6) both report a damaged file, not an error of their own."""
+    from mmseg_refinenet.utils import checkpoint
+    if torch_allowlist and not checkpoint._TORCH_WEIGHTS_ONLY_ALLOWLIST:
+        pytest.skip('torch < 2.6 has no weights-only allowlist')
+    monkeypatch.setattr(checkpoint, '_TORCH_WEIGHTS_ONLY_ALLOWLIST',
+                        torch_allowlist)
+    garbage = tmp_path / 'notes.pth'
+    garbage.write_bytes(b'not a checkpoint')
+    with pytest.raises(RuntimeError,
+                       match='notes.pth.*truncated, corrupt or not a torch'):
+        load_local_checkpoint(str(garbage))
+
+
 def test_a_readable_checkpoint_that_fails_is_not_called_corrupt(tmp_path):
     """An error while loading a sound file (here from map_location, as
     for a GPU checkpoint on a machine without one) names the file and the

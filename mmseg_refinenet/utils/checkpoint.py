@@ -286,7 +286,17 @@ class _RestrictedPickle:
 
     @staticmethod
     def load(file, **kwargs):
-        return _RestrictedUnpickler(file, **kwargs).load()
+        try:
+            return _RestrictedUnpickler(file, **kwargs).load()
+        except KeyError as err:
+            # Python's unpickler looks each instruction byte up in its
+            # dispatch table: a byte that is none (a file that is no
+            # pickle) is a KeyError there, an UnpicklingError in C pickle
+            byte = err.args[0] if err.args else None
+            if isinstance(byte, int) and chr(byte) not in pickletools.code2op:
+                raise pickle.UnpicklingError(
+                    f'invalid load key, {chr(byte)!r}') from None
+            raise
 
 
 def _weights_only_refusal(err):
