@@ -782,6 +782,17 @@ def test_checks_are_left_out_of_traced_graphs():
         assert torch.isnan(traced(nan_image())).any()
 
 
+def test_checks_are_left_out_of_compiled_graphs():
+    """Under torch.compile the value checks, switched on here, are skipped
+    on every supported torch (the NaN reaches the logits instead of a
+    data-dependent branch breaking the graph)."""
+    model = frrn(backbone=dict(check_finite=True), check_finite=True)
+    compiled = torch.compile(
+        lambda x: model(x, mode='tensor'), backend='eager', fullgraph=True)
+    with torch.no_grad():
+        assert torch.isnan(compiled(nan_image())).any()
+
+
 def test_sliding_window_inference_with_good_windows():
     """The good side of ``frrn-slide-window-not-divisible``: with windows
     whose sides are multiples of FRRN's divisor (and for RefineNet, which

@@ -32,7 +32,8 @@ from mmseg.registry import MODELS
 from ..utils.arg_checks import (check_channels, check_non_negative_int,
                                 check_odd_kernel_size, check_one_of,
                                 check_positive_int)
-from ..utils.max_pooling import is_compiling, recomputing_max_pool2d
+from ..utils.checks import is_compiling
+from ..utils.max_pooling import recomputing_max_pool2d
 
 CRP_ORDERS = ('pool_conv', 'conv_pool')
 

@@ -44,18 +44,29 @@ from torch import Tensor
 _MAX_SHOWN = 8
 
 
+def is_compiling() -> bool:
+    """Whether ``torch.compile`` or ``torch.export`` (Dynamo) is tracing
+    the caller.
+
+    ``torch.compiler.is_compiling`` (torch >= 2.3), else
+    ``torch._dynamo.is_compiling``.
+    """
+    check = getattr(torch.compiler, 'is_compiling', None)
+    if check is None:
+        check = torch._dynamo.is_compiling
+    return check()
+
+
 def value_checks_enabled() -> bool:
     """False while tracing, scripting, compiling or exporting the model,
     and on fake tensors."""
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return False
-    if torch.onnx.is_in_onnx_export():
+    if torch.onnx.is_in_onnx_export() or is_compiling():
         return False
-    compiler = getattr(torch, 'compiler', None)
-    for name in ('is_compiling', 'is_dynamo_compiling', 'is_exporting'):
-        check = getattr(compiler, name, None)
-        if check is not None and check():
-            return False
+    is_exporting = getattr(torch.compiler, 'is_exporting', None)
+    if is_exporting is not None and is_exporting():
+        return False
     # FakeTensorMode (shape propagation, memory estimates): no values
     detect = getattr(getattr(torch, '_guards', None), 'detect_fake_mode',
                      None)

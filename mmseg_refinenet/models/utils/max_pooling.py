@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .arg_checks import check_odd_kernel_size
+from .checks import is_compiling
 
 # torch.library.custom_op: torch >= 2.4
 HAS_CUSTOM_OP = hasattr(torch.library, 'custom_op')
@@ -150,18 +151,6 @@ def window_max_pool2d(x: Tensor, scale: int, compact: bool = True) -> Tensor:
 
 # ---------------------------------------------------------------------------
 # stride-1 pooling that recomputes its indices (the CRP's)
-
-
-def is_compiling() -> bool:
-    """Whether ``torch.compile`` (Dynamo) is tracing the caller.
-
-    ``torch.compiler.is_compiling`` (torch >= 2.3), else
-    ``torch._dynamo.is_compiling``.
-    """
-    check = getattr(torch.compiler, 'is_compiling', None)
-    if check is None:
-        check = torch._dynamo.is_compiling
-    return check()
 
 
 def _pool_forward(x: Tensor, kernel_size: int) -> Tensor:
